@@ -1,0 +1,201 @@
+//! The agent's HTTP API, used only by the control plane.
+//!
+//! - `GET /health` → [`HealthReport`](crate::spec::HealthReport);
+//! - `PUT /spec` → replace the broker's users (and watermark fraction) live: 200 with the
+//!   health report once applied, 400 for an invalid or foreign spec, 409 while the engine
+//!   is not Ready, 500 if applying failed (the agent keeps retrying in the background).
+//!
+//! Every request, including unknown routes, must carry `Authorization: Bearer <token>`
+//! with the spec's `agent_token` (compared in constant time); otherwise 401 without any
+//! detail, so the API reveals nothing to a caller without the token.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::agent::{Agent, UpdateError};
+use crate::specfile;
+
+/// The API router, authenticated as a whole.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/spec", put(put_spec))
+        .layer(middleware::from_fn_with_state(agent.clone(), require_token))
+        .with_state(agent)
+}
+
+async fn require_token(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if agent.token_matches(token) => next.run(req).await,
+        _ => {
+            let mut resp = StatusCode::UNAUTHORIZED.into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        }
+    }
+}
+
+async fn health(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.state.report()).into_response()
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn put_spec(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
+    // Parsed by hand: axum's JSON rejection would echo serde's message, which can quote
+    // a secret value.
+    let spec = match specfile::parse(&body) {
+        Ok(spec) => spec,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match agent.update_spec(spec).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e @ UpdateError::Invalid(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ UpdateError::NotReady(_)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ UpdateError::Failed(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::tests::test_agent;
+    use crate::spec::{EngineState, EngineUser, HealthReport};
+    use crate::specfile::tests::sample_spec;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "token-0123456789abcdef";
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
+        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, bytes, headers)
+    }
+
+    #[tokio::test]
+    async fn health_requires_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _) = test_agent(dir.path());
+        let app = router(agent);
+
+        let (status, body, headers) = call(&app, "GET", "/health", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.is_empty());
+        assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+
+        let (status, body, _) =
+            call(&app, "GET", "/health", Some("wrong-token-0123456789"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.is_empty());
+
+        // a prefix of the right token is not the token
+        let (status, _, _) = call(&app, "GET", "/health", Some(&TOKEN[..10]), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        let (status, body, _) = call(&app, "GET", "/health", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let report: HealthReport = serde_json::from_slice(&body).unwrap();
+        assert_eq!(report.broker_id, "b-1234");
+        assert_eq!(report.state, EngineState::Starting);
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_are_404_only_with_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _) = test_agent(dir.path());
+        let app = router(agent);
+        let (status, _, _) = call(&app, "GET", "/nope", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _, _) = call(&app, "GET", "/nope", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn put_spec_statuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, driver) = test_agent(dir.path());
+        let app = router(agent.clone());
+        let mut spec = sample_spec();
+        spec.users.push(EngineUser {
+            username: "second".into(),
+            password: "second-password".into(),
+            admin: false,
+        });
+        let body = serde_json::to_string(&spec).unwrap();
+
+        let (status, _, _) = call(&app, "PUT", "/spec", None, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        let (status, _, _) = call(&app, "PUT", "/spec", Some(TOKEN), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+
+        let g = agent.state.engine_started(false);
+        agent.state.mark_ready(g);
+        let (status, resp, _) = call(&app, "PUT", "/spec", Some(TOKEN), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&resp));
+        let report: HealthReport = serde_json::from_slice(&resp).unwrap();
+        assert_eq!(report.state, EngineState::Ready);
+        assert_eq!(driver.reconciled.lock().unwrap().last().unwrap().len(), 2);
+
+        let mut foreign = spec.clone();
+        foreign.broker_id = "b-else".into();
+        let (status, _, _) = call(
+            &app,
+            "PUT",
+            "/spec",
+            Some(TOKEN),
+            Some(serde_json::to_string(&foreign).unwrap()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        // malformed JSON: 400 and the message does not echo the value
+        let bad = body.replace("\"second-password\"", "424242424242");
+        let (status, resp, _) = call(&app, "PUT", "/spec", Some(TOKEN), Some(bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(!String::from_utf8_lossy(&resp).contains("424242424242"));
+    }
+}

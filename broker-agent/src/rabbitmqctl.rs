@@ -1,0 +1,412 @@
+//! Talking to the running RabbitMQ node through `rabbitmqctl`, mainly to reconcile users.
+//!
+//! `default_user` in rabbitmq.conf only creates a user on a *virgin* node, so users added,
+//! removed or re-passworded after the first boot must be applied to the running node.
+//! The agent does that with the CLI (authenticated by the Erlang cookie, so it works even
+//! when the administrator's password is the thing that changed):
+//!
+//! 1. `list_users --formatter json` to see what exists;
+//! 2. one `import_definitions` call with every spec user (password, tags) and its
+//!    permissions on `/`: it creates missing users and updates existing ones. The
+//!    definitions travel in a short-lived file readable only by the engine user (mode
+//!    0400, removed right after), so passwords never appear in argv or logs. (Reading
+//!    them from stdin is documented but hangs forever in 4.0.5: the CLI never sees EOF.)
+//! 3. `delete_user` for every user that is not in the spec (including `guest`), except
+//!    internal ones (prefix [`INTERNAL_USER_PREFIX`]).
+//!
+//! The CLI runs as the `rabbitmq` user (via `setpriv`) so it reads that user's cookie, and
+//! its output is scrubbed of every secret before it can reach a log line or an error.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::fsutil::{self, Owner};
+use crate::reaper::{run_captured, Captured, Reaper, RunError};
+use crate::spec::AgentSpec;
+
+/// Users whose name starts with this are managed by Berth itself and never deleted.
+pub const INTERNAL_USER_PREFIX: &str = "berth-internal-";
+
+/// The vhost every spec user gets full permissions on.
+pub const DEFAULT_VHOST: &str = "/";
+
+/// Failure of one CLI call. Output is already redacted and truncated.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("rabbitmqctl {command} failed ({status}): {output}")]
+    Failed {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("rabbitmqctl {command}: unexpected output: {detail}")]
+    BadOutput { command: String, detail: String },
+    #[error("cannot write the definitions file: {0:#}")]
+    Scratch(anyhow::Error),
+}
+
+/// How to invoke `rabbitmqctl` as the broker's user.
+#[derive(Debug, Clone)]
+pub struct RabbitCtl {
+    pub setpriv: PathBuf,
+    pub ctl: PathBuf,
+    pub run_as: String,
+    pub node: String,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+    /// Directory for the short-lived definitions file.
+    pub scratch_dir: PathBuf,
+    /// Owner of that file (the engine user); None keeps the agent's.
+    pub file_owner: Option<Owner>,
+}
+
+impl RabbitCtl {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.setpriv);
+        cmd.arg(format!("--reuid={}", self.run_as))
+            .arg(format!("--regid={}", self.run_as))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(&self.ctl)
+            .args(["-q", "-n", &self.node])
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd
+    }
+
+    /// Run one command; non-zero exit is an error. `secrets` are scrubbed from output.
+    pub async fn run(
+        &self,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        secrets: &[&str],
+    ) -> Result<String, CtlError> {
+        let command = args.first().copied().unwrap_or("").to_string();
+        let Captured {
+            status,
+            stdout,
+            stderr,
+        } = run_captured(
+            Reaper::global(),
+            &mut self.command(args),
+            stdin,
+            self.timeout,
+        )
+        .await?;
+        if status.success() {
+            return Ok(stdout);
+        }
+        let output = truncate(
+            &redact(&format!("{} {}", stdout.trim(), stderr.trim()), secrets),
+            600,
+        );
+        Err(CtlError::Failed {
+            command,
+            status: status.to_string(),
+            output,
+        })
+    }
+
+    /// Names of all users in the node's internal database.
+    pub async fn list_users(&self) -> Result<Vec<String>, CtlError> {
+        let out = self
+            .run(&["list_users", "--formatter", "json"], None, &[])
+            .await?;
+        parse_list_users(&out).map_err(|detail| CtlError::BadOutput {
+            command: "list_users".into(),
+            detail,
+        })
+    }
+
+    /// Make the node's users match `spec.users` (see the module docs).
+    pub async fn reconcile_users(&self, spec: &AgentSpec) -> Result<UserChanges, CtlError> {
+        let secrets = secrets_of(spec);
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let before = self.list_users().await?;
+        let defs =
+            serde_json::to_vec(&users_definitions(spec)).map_err(|e| CtlError::BadOutput {
+                command: "import_definitions".into(),
+                detail: e.to_string(),
+            })?;
+        self.import_definitions(&defs, &secrets).await?;
+        let delete = users_to_delete(&before, spec);
+        for name in &delete {
+            self.run(&["delete_user", name], None, &secrets).await?;
+        }
+        let added = spec
+            .users
+            .iter()
+            .filter(|u| !before.contains(&u.username))
+            .map(|u| u.username.clone())
+            .collect();
+        Ok(UserChanges {
+            added,
+            deleted: delete,
+        })
+    }
+
+    /// `import_definitions FILE` with `defs` in a private file that exists only for the
+    /// duration of the call.
+    async fn import_definitions(&self, defs: &[u8], secrets: &[&str]) -> Result<(), CtlError> {
+        let path = self.scratch_dir.join("definitions-import.json");
+        fsutil::write_atomic(&path, defs, 0o400, self.file_owner).map_err(CtlError::Scratch)?;
+        let arg = path.to_string_lossy().into_owned();
+        let result = self.run(&["import_definitions", &arg], None, secrets).await;
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(error = %e, path = %path.display(), "cannot remove the definitions file");
+        }
+        result.map(|_| ())
+    }
+
+    /// `set_vm_memory_high_watermark`: absolute bytes, or a fraction of total memory.
+    pub async fn set_watermark(
+        &self,
+        absolute: Option<u64>,
+        fraction: f64,
+    ) -> Result<(), CtlError> {
+        match absolute {
+            Some(bytes) => {
+                self.run(
+                    &[
+                        "set_vm_memory_high_watermark",
+                        "absolute",
+                        &bytes.to_string(),
+                    ],
+                    None,
+                    &[],
+                )
+                .await?
+            }
+            None => {
+                self.run(
+                    &["set_vm_memory_high_watermark", &fraction.to_string()],
+                    None,
+                    &[],
+                )
+                .await?
+            }
+        };
+        Ok(())
+    }
+}
+
+/// What a reconciliation changed (user names only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub added: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+/// Definitions JSON (users + permissions on `/`) for `import_definitions`. The first
+/// user is always an administrator; others are when `admin` is set.
+pub fn users_definitions(spec: &AgentSpec) -> serde_json::Value {
+    let users: Vec<_> = spec
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let tags = if i == 0 || u.admin {
+                "administrator"
+            } else {
+                ""
+            };
+            json!({ "name": u.username, "password": u.password, "tags": tags })
+        })
+        .collect();
+    let permissions: Vec<_> = spec
+        .users
+        .iter()
+        .map(|u| {
+            json!({
+                "user": u.username, "vhost": DEFAULT_VHOST,
+                "configure": ".*", "write": ".*", "read": ".*"
+            })
+        })
+        .collect();
+    json!({ "users": users, "permissions": permissions })
+}
+
+/// Existing users that must go: not in the spec and not internal (`guest` included).
+pub fn users_to_delete(existing: &[String], spec: &AgentSpec) -> Vec<String> {
+    existing
+        .iter()
+        .filter(|name| !name.starts_with(INTERNAL_USER_PREFIX))
+        .filter(|name| !spec.users.iter().any(|u| &u.username == *name))
+        .cloned()
+        .collect()
+}
+
+/// Parse `rabbitmqctl -q list_users --formatter json`.
+pub fn parse_list_users(out: &str) -> Result<Vec<String>, String> {
+    #[derive(Deserialize)]
+    struct Row {
+        user: String,
+    }
+    let start = out.find('[').ok_or_else(|| "no JSON array".to_string())?;
+    let rows: Vec<Row> = serde_json::from_str(out[start..].trim()).map_err(|e| e.to_string())?;
+    Ok(rows.into_iter().map(|r| r.user).collect())
+}
+
+/// Every secret in the spec, for scrubbing.
+pub fn secrets_of(spec: &AgentSpec) -> Vec<String> {
+    let mut s: Vec<String> = spec.users.iter().map(|u| u.password.clone()).collect();
+    s.push(spec.agent_token.clone());
+    if let Some(c) = &spec.erlang_cookie {
+        s.push(c.clone());
+    }
+    s
+}
+
+/// Replace every occurrence of a (non-empty) secret with `<redacted>`.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    let mut sorted: Vec<&&str> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in sorted {
+        out = out.replace(*s, "<redacted>");
+    }
+    out
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::EngineUser;
+    use crate::specfile::tests::sample_spec;
+
+    fn two_users() -> AgentSpec {
+        let mut spec = sample_spec();
+        spec.users.push(EngineUser {
+            username: "app".into(),
+            password: "app-pass-123456".into(),
+            admin: false,
+        });
+        spec
+    }
+
+    #[test]
+    fn definitions_cover_every_user() {
+        let defs = users_definitions(&two_users());
+        let users = defs["users"].as_array().unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0]["name"], "admin");
+        assert_eq!(users[0]["tags"], "administrator");
+        assert_eq!(users[1]["name"], "app");
+        assert_eq!(users[1]["tags"], "");
+        assert_eq!(users[1]["password"], "app-pass-123456");
+        let perms = defs["permissions"].as_array().unwrap();
+        assert_eq!(perms.len(), 2);
+        for p in perms {
+            assert_eq!(p["vhost"], "/");
+            assert_eq!(p["configure"], ".*");
+            assert_eq!(p["write"], ".*");
+            assert_eq!(p["read"], ".*");
+        }
+    }
+
+    #[test]
+    fn first_user_is_always_admin() {
+        let mut spec = two_users();
+        spec.users[0].admin = false;
+        spec.users[1].admin = true;
+        let defs = users_definitions(&spec);
+        assert_eq!(defs["users"][0]["tags"], "administrator");
+        assert_eq!(defs["users"][1]["tags"], "administrator");
+    }
+
+    #[test]
+    fn deletes_guest_and_strangers_but_not_internal() {
+        let existing: Vec<String> = ["admin", "guest", "old", "berth-internal-monitor"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            users_to_delete(&existing, &two_users()),
+            vec!["guest", "old"]
+        );
+    }
+
+    #[test]
+    fn parses_list_users_json() {
+        let out = r#"[
+{"user":"admin","tags":["administrator"]}
+,{"user":"guest","tags":["administrator"]}
+]"#;
+        assert_eq!(parse_list_users(out).unwrap(), vec!["admin", "guest"]);
+        assert_eq!(parse_list_users("[]\n").unwrap(), Vec::<String>::new());
+        assert!(parse_list_users("Error: boom").is_err());
+    }
+
+    #[test]
+    fn redaction_scrubs_secrets() {
+        let spec = two_users();
+        let secrets = secrets_of(&spec);
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let text = "bad input {\"password\":\"s3cret-Passw0rd\"} cookie COOKIEVALUE1234";
+        let out = redact(text, &refs);
+        assert!(!out.contains("s3cret"));
+        assert!(!out.contains("COOKIEVALUE1234"));
+        assert_eq!(redact("x", &[""]), "x");
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+
+    #[test]
+    fn command_line_never_carries_passwords() {
+        let ctl = RabbitCtl {
+            setpriv: "/usr/bin/setpriv".into(),
+            ctl: "/usr/lib/rabbitmq/bin/rabbitmqctl".into(),
+            run_as: "rabbitmq".into(),
+            node: "rabbit@host".into(),
+            env: vec![],
+            cwd: "/".into(),
+            timeout: Duration::from_secs(1),
+            scratch_dir: "/run/berth".into(),
+            file_owner: None,
+        };
+        let cmd = ctl.command(&["import_definitions"]);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            vec![
+                "--reuid=rabbitmq",
+                "--regid=rabbitmq",
+                "--init-groups",
+                "--",
+                "/usr/lib/rabbitmq/bin/rabbitmqctl",
+                "-q",
+                "-n",
+                "rabbit@host",
+                "import_definitions"
+            ]
+        );
+    }
+}

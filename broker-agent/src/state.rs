@@ -1,0 +1,200 @@
+//! The agent's view of the engine's lifecycle, as reported by `GET /health`.
+//!
+//! Three actors update it concurrently: the supervisor (process started / died /
+//! stopping), the readiness monitor (protocol answers, users reconciled) and the HTTP API
+//! (reads). Every engine start gets a new *generation* so the monitor can never mark a
+//! process Ready that has died in the meantime, and `Stopping` is sticky so a shutdown is
+//! never reported as anything else.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::spec::{Engine, EngineState, HealthReport};
+
+#[derive(Debug)]
+struct Inner {
+    state: EngineState,
+    restarts: u32,
+    last_error: Option<String>,
+    memory_limit: Option<u64>,
+    generation: u64,
+    started_at: Option<Instant>,
+}
+
+/// Shared lifecycle bookkeeping. Cheap to lock; never held across `.await`.
+#[derive(Debug)]
+pub struct AgentState {
+    started: Instant,
+    broker_id: String,
+    engine: Engine,
+    inner: Mutex<Inner>,
+}
+
+impl AgentState {
+    pub fn new(broker_id: String, engine: Engine) -> AgentState {
+        AgentState {
+            started: Instant::now(),
+            broker_id,
+            engine,
+            inner: Mutex::new(Inner {
+                state: EngineState::Starting,
+                restarts: 0,
+                last_error: None,
+                memory_limit: None,
+                generation: 0,
+                started_at: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Snapshot for `GET /health`.
+    pub fn report(&self) -> HealthReport {
+        let inner = self.lock();
+        HealthReport {
+            broker_id: self.broker_id.clone(),
+            engine: self.engine,
+            state: inner.state,
+            restarts: inner.restarts,
+            uptime_secs: self.started.elapsed().as_secs(),
+            memory_limit_bytes: inner.memory_limit,
+            last_error: inner.last_error.clone(),
+        }
+    }
+
+    /// Current state and engine generation.
+    pub fn phase(&self) -> (EngineState, u64) {
+        let inner = self.lock();
+        (inner.state, inner.generation)
+    }
+
+    pub fn state(&self) -> EngineState {
+        self.lock().state
+    }
+
+    pub fn restarts(&self) -> u32 {
+        self.lock().restarts
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.lock().last_error.clone()
+    }
+
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.lock().memory_limit
+    }
+
+    pub fn set_memory_limit(&self, limit: Option<u64>) {
+        self.lock().memory_limit = limit;
+    }
+
+    pub fn set_last_error(&self, msg: impl Into<String>) {
+        self.lock().last_error = Some(msg.into());
+    }
+
+    /// A new engine process is running. `after_death` counts it as a restart.
+    /// Returns its generation.
+    pub fn engine_started(&self, after_death: bool) -> u64 {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.started_at = Some(Instant::now());
+        if after_death {
+            inner.restarts += 1;
+        }
+        if inner.state != EngineState::Stopping {
+            inner.state = if after_death || inner.restarts > 0 {
+                EngineState::Restarting
+            } else {
+                EngineState::Starting
+            };
+        }
+        inner.generation
+    }
+
+    /// The engine died without being asked to.
+    pub fn engine_died(&self, msg: String) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.last_error = Some(msg);
+        if inner.state != EngineState::Stopping {
+            inner.state = EngineState::Restarting;
+        }
+    }
+
+    /// The engine could not be started at all.
+    pub fn engine_failed(&self, msg: String) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.last_error = Some(msg);
+        if inner.state != EngineState::Stopping {
+            inner.state = EngineState::Failed;
+        }
+    }
+
+    /// Shutdown requested: from now on the state stays `Stopping`.
+    pub fn set_stopping(&self) {
+        self.lock().state = EngineState::Stopping;
+    }
+
+    /// Mark generation `generation` Ready if it is still the current, starting one.
+    /// Returns how long it took since the process started, or None if nothing changed.
+    pub fn mark_ready(&self, generation: u64) -> Option<Duration> {
+        let mut inner = self.lock();
+        let starting = matches!(inner.state, EngineState::Starting | EngineState::Restarting);
+        if inner.generation != generation || !starting {
+            return None;
+        }
+        inner.state = EngineState::Ready;
+        Some(inner.started_at.map(|t| t.elapsed()).unwrap_or_default())
+    }
+
+    /// A Ready engine stopped answering: back to Starting (same process).
+    pub fn mark_unready(&self, generation: u64, msg: String) -> bool {
+        let mut inner = self.lock();
+        if inner.generation != generation || inner.state != EngineState::Ready {
+            return false;
+        }
+        inner.state = EngineState::Starting;
+        inner.last_error = Some(msg);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_transitions() {
+        let s = AgentState::new("b-1".into(), Engine::Rabbitmq);
+        assert_eq!(s.state(), EngineState::Starting);
+        let g1 = s.engine_started(false);
+        assert_eq!(s.state(), EngineState::Starting);
+        assert!(s.mark_ready(g1).is_some());
+        assert_eq!(s.state(), EngineState::Ready);
+        assert!(s.mark_unready(g1, "no answer".into()));
+        assert_eq!(s.state(), EngineState::Starting);
+        assert!(s.mark_ready(g1).is_some());
+
+        s.engine_died("exit code 1".into());
+        assert_eq!(s.state(), EngineState::Restarting);
+        // the dead generation can no longer become Ready
+        assert!(s.mark_ready(g1).is_none());
+        let g2 = s.engine_started(true);
+        assert_eq!(s.restarts(), 1);
+        assert_eq!(s.state(), EngineState::Restarting);
+        assert!(s.mark_ready(g2).is_some());
+
+        s.set_stopping();
+        s.engine_died("exit".into());
+        assert_eq!(s.state(), EngineState::Stopping);
+        assert!(s.mark_ready(g2).is_none());
+        let r = s.report();
+        assert_eq!(r.state, EngineState::Stopping);
+        assert_eq!(r.restarts, 1);
+        assert_eq!(r.broker_id, "b-1");
+    }
+}

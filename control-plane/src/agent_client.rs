@@ -1,0 +1,41 @@
+//! Typed client for the broker-agent's HTTP API, behind a trait so the reconciler's
+//! workflow logic can be unit-tested without a container.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use broker_agent::spec::HealthReport;
+
+#[async_trait]
+pub trait AgentProbe: Send + Sync + 'static {
+    /// `GET /health` on the agent at `base` (e.g. `http://127.0.0.1:21007`).
+    async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport>;
+}
+
+/// The real client.
+#[derive(Clone)]
+pub struct HttpAgentClient {
+    http: reqwest::Client,
+}
+
+impl Default for HttpAgentClient {
+    fn default() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("reqwest client with static config"),
+        }
+    }
+}
+
+#[async_trait]
+impl AgentProbe for HttpAgentClient {
+    async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
+        let resp = self.http.get(format!("{base}/health")).bearer_auth(token).send().await?;
+        let status = resp.status();
+        anyhow::ensure!(status.is_success(), "agent answered {status}");
+        Ok(resp.json().await?)
+    }
+}

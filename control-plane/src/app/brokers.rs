@@ -1,0 +1,409 @@
+//! Broker business rules: CreateBroker validation, lifecycle requests, views.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+
+use super::{AppContext, Caller, MAX_BROKERS_PER_ACCOUNT, MAX_TAGS};
+use crate::crypto::random_token;
+use crate::db::broker::Created;
+use crate::db::model::{BrokerRow, NewBroker, NewUser, PortRow, UserRow};
+use crate::domain::engine::{self, CONSOLE_PROTOCOL};
+use crate::domain::{
+    BrokerId, BrokerName, BrokerState, DeploymentMode, EngineType, EngineVersion, InstanceType,
+    Password, StorageType, Username,
+};
+use crate::error::Error;
+use crate::http::views::{self, CreateBrokerRequest, WeeklyStartTime};
+
+/// A broker with what its views need.
+pub struct BrokerDetail {
+    pub row: BrokerRow,
+    pub users: Vec<UserRow>,
+    pub ports: Vec<PortRow>,
+}
+
+fn required<T>(v: Option<T>, attribute: &str) -> Result<T, Error> {
+    v.ok_or_else(|| Error::bad_request(attribute, format!("{attribute} is required.")))
+}
+
+const DAYS: &[&str] = &["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"];
+
+/// Validates `maintenanceWindowStartTime`; absent → Sunday 03:00 UTC.
+fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, String), Error> {
+    let Some(w) = w else {
+        return Ok(("SUNDAY".into(), "03:00".into(), "UTC".into()));
+    };
+    let attr = "maintenanceWindowStartTime";
+    let day = required(w.day_of_week, "maintenanceWindowStartTime.dayOfWeek")?;
+    if !DAYS.contains(&day.as_str()) {
+        return Err(Error::bad_request(attr, format!("{day} is not a valid dayOfWeek. Valid values: {}.", DAYS.join(", "))));
+    }
+    let time = required(w.time_of_day, "maintenanceWindowStartTime.timeOfDay")?;
+    let ok_time = chrono::NaiveTime::parse_from_str(&time, "%H:%M").is_ok() && time.len() == 5;
+    if !ok_time {
+        return Err(Error::bad_request(attr, format!("timeOfDay {time} must use the 24-hour format HH:MM.")));
+    }
+    let tz = w.time_zone.unwrap_or_else(|| "UTC".into());
+    let valid_tz = tz == "UTC"
+        || chrono::DateTime::parse_from_str(&format!("2000-01-01 00:00 {tz}"), "%Y-%m-%d %H:%M %:z").is_ok()
+        || (tz.contains('/') && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
+    if !valid_tz {
+        return Err(Error::bad_request(attr, format!("timeZone {tz} is not a valid time zone (use UTC, an offset like +02:00, or Area/City).")));
+    }
+    Ok((day, time, tz))
+}
+
+pub(crate) fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::bad_request("tags", format!("A resource can have at most {MAX_TAGS} tags.")));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(Error::bad_request("tags", "Tag keys must be between 1 and 128 characters long."));
+        }
+        if v.chars().count() > 256 {
+            return Err(Error::bad_request("tags", "Tag values must be at most 256 characters long."));
+        }
+    }
+    Ok(())
+}
+
+/// CreateBroker: validate everything, record the desired state, wake the reconciler.
+pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerRequest) -> Result<BrokerRow, Error> {
+    let name = BrokerName::parse(&required(req.broker_name, "brokerName")?)?;
+    let engine_type = EngineType::parse(&required(req.engine_type, "engineType")?)?;
+    let mode = DeploymentMode::parse(&required(req.deployment_mode, "deploymentMode")?)?;
+    let instance_name = required(req.host_instance_type, "hostInstanceType")?;
+    let publicly_accessible = required(req.publicly_accessible, "publiclyAccessible")?;
+    let version = EngineVersion::resolve(engine_type, req.engine_version.as_deref())?;
+    match (engine_type, mode) {
+        (_, DeploymentMode::SingleInstance) => {}
+        (EngineType::Rabbitmq, DeploymentMode::ClusterMultiAz) => {
+            return Err(Error::bad_request("deploymentMode", "CLUSTER_MULTI_AZ is not available on this Berth installation yet; use SINGLE_INSTANCE."));
+        }
+        (EngineType::Rabbitmq, DeploymentMode::ActiveStandbyMultiAz) => {
+            return Err(Error::bad_request("deploymentMode", "ACTIVE_STANDBY_MULTI_AZ is only supported for engine type ACTIVEMQ."));
+        }
+        (EngineType::Activemq, DeploymentMode::ClusterMultiAz) => {
+            return Err(Error::bad_request("deploymentMode", "CLUSTER_MULTI_AZ is only supported for engine type RABBITMQ."));
+        }
+        (EngineType::Activemq, DeploymentMode::ActiveStandbyMultiAz) => {
+            return Err(Error::bad_request("deploymentMode", "ACTIVE_STANDBY_MULTI_AZ is not available on this Berth installation yet."));
+        }
+    }
+    let instance = InstanceType::resolve(&instance_name, &version)?;
+    let storage = match req.storage_type.as_deref() {
+        None => StorageType::Ebs,
+        Some(s) => StorageType::parse(s)?,
+    };
+    if engine_type == EngineType::Rabbitmq && storage == StorageType::Efs {
+        return Err(Error::bad_request("storageType", "Storage type EFS is not supported for engine type RABBITMQ."));
+    }
+    if req.storage_size.is_some() {
+        return Err(Error::bad_request("storageSize", "storageSize can only be set for RabbitMQ CLUSTER_MULTI_AZ brokers."));
+    }
+    match req.authentication_strategy.as_deref() {
+        None | Some("SIMPLE") => {}
+        Some("LDAP") | Some("CONFIG_MANAGED") => {
+            return Err(Error::bad_request("authenticationStrategy", "Only the SIMPLE authentication strategy is available on this Berth installation."));
+        }
+        Some(other) => {
+            return Err(Error::bad_request("authenticationStrategy", format!("{other} is not a valid authenticationStrategy. Valid values: SIMPLE, LDAP, CONFIG_MANAGED.")));
+        }
+    }
+    if req.ldap_server_metadata.is_some() {
+        return Err(Error::bad_request("ldapServerMetadata", "LDAP server metadata requires the LDAP authentication strategy."));
+    }
+    match req.data_replication_mode.as_deref() {
+        None | Some("NONE") => {}
+        Some("CRDR") => return Err(Error::bad_request("dataReplicationMode", "Cross-region data replication is not available on this Berth installation.")),
+        Some(other) => return Err(Error::bad_request("dataReplicationMode", format!("{other} is not a valid dataReplicationMode. Valid values: NONE, CRDR."))),
+    }
+    if req.configuration.is_some() {
+        return Err(Error::bad_request("configuration", "Configurations are not available on this Berth installation yet."));
+    }
+    let logs = req.logs.unwrap_or_default();
+    if engine_type == EngineType::Rabbitmq && logs.audit == Some(true) {
+        return Err(Error::bad_request("logs", "Audit logs are not supported for engine type RABBITMQ."));
+    }
+    if let Some(enc) = &req.encryption_options {
+        if enc.use_aws_owned_key.is_none() {
+            return Err(Error::bad_request("encryptionOptions", "encryptionOptions.useAwsOwnedKey is required."));
+        }
+    }
+    let (day, time, tz) = maintenance_window(req.maintenance_window_start_time)?;
+    let tags = req.tags.unwrap_or_default();
+    validate_tags(&tags)?;
+    if let Some(token) = &req.creator_request_id {
+        if token.is_empty() || token.len() > 128 {
+            return Err(Error::bad_request("creatorRequestId", "creatorRequestId must be between 1 and 128 characters long."));
+        }
+    }
+
+    let users_in = req.users.unwrap_or_default();
+    if engine_type == EngineType::Rabbitmq && users_in.len() != 1 {
+        return Err(Error::bad_request("users", "A RabbitMQ broker takes exactly one administrative user at creation."));
+    }
+    let mut users = Vec::with_capacity(users_in.len());
+    for u in users_in {
+        let username = required(u.username, "users.username")?;
+        let username = match engine_type {
+            EngineType::Rabbitmq => Username::parse_rabbitmq(&username, "users.username")?,
+            EngineType::Activemq => Username::parse_activemq(&username, "users.username")?,
+        };
+        let password = Password::parse(&required(u.password, "users.password")?, "users.password")?;
+        let groups = u.groups.unwrap_or_default();
+        if engine_type == EngineType::Rabbitmq && !groups.is_empty() {
+            return Err(Error::bad_request("users.groups", "Groups are not supported for engine type RABBITMQ."));
+        }
+        if u.replication_user == Some(true) {
+            return Err(Error::bad_request("users.replicationUser", "Replication users require cross-region data replication, which is not available."));
+        }
+        users.push(NewUser {
+            username: username.as_str().to_owned(),
+            password_enc: ctx.secrets.seal(password.expose()),
+            console_access: u.console_access.unwrap_or(false),
+            groups,
+        });
+    }
+
+    if ctx.store.broker_count(caller.account.as_str()).await? >= MAX_BROKERS_PER_ACCOUNT {
+        return Err(Error::bad_request("brokerName", format!("This account already has the maximum of {MAX_BROKERS_PER_ACCOUNT} brokers.")));
+    }
+
+    let ports = engine::engine_ports(engine_type).iter().map(|p| (0, p.protocol)).collect();
+    let new = NewBroker {
+        id: BrokerId::generate(),
+        account_id: caller.account.as_str().to_owned(),
+        name: name.as_str().to_owned(),
+        engine_type: engine_type.as_wire().to_owned(),
+        engine_version: version.name.to_owned(),
+        deployment_mode: mode.as_wire().to_owned(),
+        host_instance_type: instance.name.to_owned(),
+        storage_type: storage.as_wire().to_owned(),
+        authentication_strategy: "SIMPLE".to_owned(),
+        publicly_accessible,
+        auto_minor_version_upgrade: req.auto_minor_version_upgrade.unwrap_or(true),
+        maintenance_day: day,
+        maintenance_time: time,
+        maintenance_time_zone: tz,
+        logs_general: logs.general.unwrap_or(false),
+        tags,
+        creator_request_id: req.creator_request_id,
+        agent_token_enc: ctx.secrets.seal(&random_token()),
+        erlang_cookie_enc: ctx.secrets.seal(&random_token()),
+        users,
+        ports,
+    };
+    let row = match ctx.store.broker_create(new, &ctx.ports).await? {
+        Created::New(row) => {
+            tracing::info!(broker = %row.id, name = %row.name, "broker requested");
+            row
+        }
+        Created::Existing(row) => row,
+    };
+    ctx.nudger.nudge();
+    Ok(row)
+}
+
+pub async fn broker_describe(ctx: &AppContext, caller: &Caller, id: &str) -> Result<BrokerDetail, Error> {
+    let id = BrokerId::parse(id)?;
+    let row = ctx
+        .store
+        .broker_fetch(caller.account.as_str(), &id)
+        .await?
+        .ok_or_else(|| Error::broker_not_found(id.as_str()))?;
+    let users = ctx.store.broker_users(&id).await?;
+    let ports = ctx.store.broker_ports(&id).await?;
+    Ok(BrokerDetail { row, users, ports })
+}
+
+/// One page of brokers and the token of the next page.
+pub async fn broker_list(
+    ctx: &AppContext,
+    caller: &Caller,
+    max_results: Option<&str>,
+    next_token: Option<&str>,
+) -> Result<(Vec<BrokerRow>, Option<String>), Error> {
+    let limit = parse_max_results(max_results)?;
+    let after = match next_token {
+        None | Some("") => None,
+        Some(t) => Some(decode_token(t)?),
+    };
+    let mut rows = ctx.store.broker_list(caller.account.as_str(), after.as_ref(), limit + 1).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_token(&r.id))
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+pub(crate) fn parse_max_results(v: Option<&str>) -> Result<i64, Error> {
+    match v {
+        None => Ok(20),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=100).contains(&n) => Ok(n),
+            _ => Err(Error::bad_request("maxResults", "maxResults must be an integer between 1 and 100.")),
+        },
+    }
+}
+
+fn encode_token(id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+fn decode_token(t: &str) -> Result<BrokerId, Error> {
+    let bad = || Error::bad_request("nextToken", "The nextToken is not valid.");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).map_err(|_| bad())?;
+    let s = String::from_utf8(raw).map_err(|_| bad())?;
+    BrokerId::parse(&s).map_err(|_| bad())
+}
+
+/// DeleteBroker: mark for deletion (from any state); the reconciler tears it down.
+pub async fn broker_delete(ctx: &AppContext, caller: &Caller, id: &str) -> Result<BrokerId, Error> {
+    let id = BrokerId::parse(id)?;
+    let row = ctx
+        .store
+        .broker_fetch(caller.account.as_str(), &id)
+        .await?
+        .ok_or_else(|| Error::broker_not_found(id.as_str()))?;
+    let from = [
+        BrokerState::CreationInProgress,
+        BrokerState::CreationFailed,
+        BrokerState::Running,
+        BrokerState::RebootInProgress,
+        BrokerState::CriticalActionRequired,
+    ];
+    if row.state() != BrokerState::DeletionInProgress {
+        ctx.store.broker_transition(&id, &from, BrokerState::DeletionInProgress, None).await?;
+        tracing::info!(broker = %id, "broker deletion requested");
+    }
+    ctx.nudger.nudge();
+    Ok(id)
+}
+
+pub fn broker_arn(region: &str, row: &BrokerRow) -> String {
+    format!("arn:aws:mq:{region}:{}:broker:{}:{}", row.account_id, row.name, row.id)
+}
+
+/// The DescribeBroker view.
+pub fn describe_view(ctx: &AppContext, caller: &Caller, d: &BrokerDetail) -> views::DescribeBrokerResponse {
+    let row = &d.row;
+    let engine_type = EngineType::from_db(&row.engine_type);
+    let state = row.state();
+    let show_instances = matches!(
+        state,
+        BrokerState::Running | BrokerState::RebootInProgress | BrokerState::CriticalActionRequired
+    );
+    let host = &ctx.advertised_host;
+    let port_of = |proto: &str| d.ports.iter().find(|p| p.node == 0 && p.protocol == proto).map(|p| p.host_port);
+    let broker_instances = if show_instances {
+        let endpoints = engine::engine_ports(engine_type)
+            .iter()
+            .filter_map(|ep| {
+                let scheme = ep.scheme?;
+                port_of(ep.protocol).map(|p| format!("{scheme}://{host}:{p}{}", ep.path))
+            })
+            .collect();
+        vec![views::BrokerInstance {
+            console_url: port_of(CONSOLE_PROTOCOL).map(|p| format!("http://{host}:{p}")),
+            endpoints,
+        }]
+    } else {
+        Vec::new()
+    };
+    let actions_required = match (state, &row.state_reason) {
+        (BrokerState::CreationFailed, Some(reason)) => vec![views::ActionRequired {
+            action_required_code: "CREATION_FAILED".into(),
+            action_required_info: reason.clone(),
+        }],
+        _ => Vec::new(),
+    };
+    views::DescribeBrokerResponse {
+        actions_required,
+        authentication_strategy: row.authentication_strategy.clone(),
+        auto_minor_version_upgrade: row.auto_minor_version_upgrade,
+        broker_arn: broker_arn(&caller.region, row),
+        broker_id: row.id.clone(),
+        broker_instances,
+        broker_name: row.name.clone(),
+        broker_state: state.as_wire().to_owned(),
+        configurations: views::Configurations { history: Vec::new() },
+        created: views::timestamp(row.created_at),
+        deployment_mode: row.deployment_mode.clone(),
+        encryption_options: views::EncryptionOptions { use_aws_owned_key: true },
+        engine_type: row.engine_type.clone(),
+        engine_version: row.engine_version.clone(),
+        host_instance_type: row.host_instance_type.clone(),
+        logs: views::LogsSummary {
+            general: row.logs_general,
+            general_log_group: format!("/aws/amazonmq/broker/{}/general", row.id),
+        },
+        maintenance_window_start_time: WeeklyStartTime {
+            day_of_week: Some(row.maintenance_day.clone()),
+            time_of_day: Some(row.maintenance_time.clone()),
+            time_zone: Some(row.maintenance_time_zone.clone()),
+        },
+        publicly_accessible: row.publicly_accessible,
+        security_groups: Vec::new(),
+        storage_type: row.storage_type.clone(),
+        subnet_ids: Vec::new(),
+        tags: row.tags.0.clone(),
+        users: d.users.iter().map(|u| views::UserSummary { username: u.username.clone() }).collect(),
+    }
+}
+
+pub fn summary_view(caller: &Caller, row: &BrokerRow) -> views::BrokerSummary {
+    views::BrokerSummary {
+        broker_arn: broker_arn(&caller.region, row),
+        broker_id: row.id.clone(),
+        broker_name: row.name.clone(),
+        broker_state: row.state.clone(),
+        created: views::timestamp(row.created_at),
+        deployment_mode: row.deployment_mode.clone(),
+        engine_type: row.engine_type.clone(),
+        host_instance_type: row.host_instance_type.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_results_bounds() {
+        assert_eq!(parse_max_results(None).unwrap(), 20);
+        assert_eq!(parse_max_results(Some("100")).unwrap(), 100);
+        for bad in ["0", "101", "x", "-1"] {
+            assert_eq!(parse_max_results(Some(bad)).unwrap_err().attribute(), Some("maxResults"));
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip() {
+        let id = BrokerId::generate();
+        assert_eq!(decode_token(&encode_token(id.as_str())).unwrap(), id);
+        assert_eq!(decode_token("!!").unwrap_err().attribute(), Some("nextToken"));
+    }
+
+    #[test]
+    fn maintenance_window_validation() {
+        let w = |d: &str, t: &str, z: Option<&str>| {
+            maintenance_window(Some(WeeklyStartTime {
+                day_of_week: Some(d.into()),
+                time_of_day: Some(t.into()),
+                time_zone: z.map(Into::into),
+            }))
+        };
+        assert!(w("MONDAY", "02:30", None).is_ok());
+        assert!(w("MONDAY", "02:30", Some("Europe/Berlin")).is_ok());
+        assert!(w("MONDAY", "02:30", Some("+02:00")).is_ok());
+        assert!(w("FUNDAY", "02:30", None).is_err());
+        assert!(w("MONDAY", "25:00", None).is_err());
+        assert!(w("MONDAY", "2:30", None).is_err());
+        assert_eq!(maintenance_window(None).unwrap().0, "SUNDAY");
+    }
+}

@@ -1,0 +1,311 @@
+//! Broker, broker-user and broker-port statements.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+
+use rand::Rng;
+
+use super::model::{BrokerRow, NewBroker, PortRow, UserRow};
+use super::{is_unique_violation, DataStore};
+use crate::domain::{BrokerId, BrokerState};
+use crate::error::{Error, ResultExt};
+
+/// Where broker host ports come from.
+#[derive(Debug, Clone)]
+pub struct PortPool {
+    pub publish_host: String,
+    pub start: u16,
+    pub end: u16,
+}
+
+/// Result of a create: a fresh broker, or the one an earlier request with the same
+/// `creatorRequestId` made.
+#[derive(Debug)]
+pub enum Created {
+    New(BrokerRow),
+    Existing(BrokerRow),
+}
+
+const BROKER_COLUMNS: &str = "id, account_id, name, engine_type, engine_version, deployment_mode, \
+     host_instance_type, storage_type, authentication_strategy, publicly_accessible, \
+     auto_minor_version_upgrade, maintenance_day, maintenance_time, maintenance_time_zone, \
+     logs_general, tags, creator_request_id, state, state_reason, agent_token_enc, \
+     erlang_cookie_enc, created_at, state_changed_at";
+
+impl DataStore {
+    /// Inserts a broker with its users and pinned host ports, atomically. Ports are
+    /// allocated under a table lock so concurrent creates never share one.
+    pub async fn broker_create(&self, new: NewBroker, pool: &PortPool) -> Result<Created, Error> {
+        if let Some(token) = &new.creator_request_id {
+            if let Some(existing) = self.broker_fetch_by_request_id(&new.account_id, token).await? {
+                return Ok(Created::Existing(existing));
+            }
+        }
+        let mut tx = self.pool.begin().await.context_internal("begin broker_create")?;
+        let insert = sqlx::query(
+            "INSERT INTO brokers (id, account_id, name, engine_type, engine_version, deployment_mode, \
+             host_instance_type, storage_type, authentication_strategy, publicly_accessible, \
+             auto_minor_version_upgrade, maintenance_day, maintenance_time, maintenance_time_zone, \
+             logs_general, tags, creator_request_id, state, agent_token_enc, erlang_cookie_enc) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
+        )
+        .bind(new.id.as_str())
+        .bind(&new.account_id)
+        .bind(&new.name)
+        .bind(&new.engine_type)
+        .bind(&new.engine_version)
+        .bind(&new.deployment_mode)
+        .bind(&new.host_instance_type)
+        .bind(&new.storage_type)
+        .bind(&new.authentication_strategy)
+        .bind(new.publicly_accessible)
+        .bind(new.auto_minor_version_upgrade)
+        .bind(&new.maintenance_day)
+        .bind(&new.maintenance_time)
+        .bind(&new.maintenance_time_zone)
+        .bind(new.logs_general)
+        .bind(sqlx::types::Json(&new.tags))
+        .bind(&new.creator_request_id)
+        .bind(BrokerState::CreationInProgress.as_wire())
+        .bind(&new.agent_token_enc)
+        .bind(&new.erlang_cookie_enc)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = insert {
+            if is_unique_violation(&e, "brokers_account_name_key") {
+                return Err(Error::conflict(
+                    "brokerName",
+                    format!("Broker name {} already exists in this account.", new.name),
+                ));
+            }
+            if is_unique_violation(&e, "brokers_creator_request_id_key") {
+                drop(tx);
+                let existing = self
+                    .broker_fetch_by_request_id(&new.account_id, new.creator_request_id.as_deref().unwrap_or_default())
+                    .await?
+                    .ok_or_else(|| Error::internal("creator request id raced", anyhow::anyhow!("vanished")))?;
+                return Ok(Created::Existing(existing));
+            }
+            return Err(Error::internal("inserting broker", e));
+        }
+        for u in &new.users {
+            sqlx::query(
+                "INSERT INTO broker_users (broker_id, username, password_enc, console_access, groups) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(new.id.as_str())
+            .bind(&u.username)
+            .bind(&u.password_enc)
+            .bind(u.console_access)
+            .bind(sqlx::types::Json(&u.groups))
+            .execute(&mut *tx)
+            .await
+            .context_internal("inserting broker user")?;
+        }
+        sqlx::query("LOCK TABLE broker_ports IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .context_internal("locking broker_ports")?;
+        let used: Vec<i32> = sqlx::query_scalar("SELECT host_port FROM broker_ports")
+            .fetch_all(&mut *tx)
+            .await
+            .context_internal("reading used ports")?;
+        let chosen = choose_ports(pool, &used.into_iter().collect(), new.ports.len())?;
+        for ((node, protocol), port) in new.ports.iter().zip(chosen) {
+            sqlx::query("INSERT INTO broker_ports (host_port, broker_id, node, protocol) VALUES ($1, $2, $3, $4)")
+                .bind(i32::from(port))
+                .bind(new.id.as_str())
+                .bind(node)
+                .bind(protocol)
+                .execute(&mut *tx)
+                .await
+                .context_internal("inserting broker port")?;
+        }
+        tx.commit().await.context_internal("commit broker_create")?;
+        let row = self
+            .broker_fetch_unscoped(&new.id)
+            .await?
+            .ok_or_else(|| Error::internal("broker vanished after insert", anyhow::anyhow!("{}", new.id)))?;
+        Ok(Created::New(row))
+    }
+
+    async fn broker_fetch_by_request_id(&self, account: &str, token: &str) -> Result<Option<BrokerRow>, Error> {
+        sqlx::query_as(&format!(
+            "SELECT {BROKER_COLUMNS} FROM brokers WHERE account_id = $1 AND creator_request_id = $2"
+        ))
+        .bind(account)
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await
+        .context_internal("fetching broker by creator request id")
+    }
+
+    /// A broker as its owner sees it; another account's broker is simply absent.
+    pub async fn broker_fetch(&self, account: &str, id: &BrokerId) -> Result<Option<BrokerRow>, Error> {
+        sqlx::query_as(&format!("SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1 AND account_id = $2"))
+            .bind(id.as_str())
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await
+            .context_internal("fetching broker")
+    }
+
+    /// A broker regardless of owner: for the reconciler only.
+    pub async fn broker_fetch_unscoped(&self, id: &BrokerId) -> Result<Option<BrokerRow>, Error> {
+        sqlx::query_as(&format!("SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context_internal("fetching broker")
+    }
+
+    /// One page of an account's brokers in creation order, after broker `after`.
+    pub async fn broker_list(
+        &self,
+        account: &str,
+        after: Option<&BrokerId>,
+        limit: i64,
+    ) -> Result<Vec<BrokerRow>, Error> {
+        sqlx::query_as(&format!(
+            "SELECT {BROKER_COLUMNS} FROM brokers WHERE account_id = $1 AND \
+             ($2::text IS NULL OR (created_at, id) > (SELECT created_at, id FROM brokers WHERE id = $2)) \
+             ORDER BY created_at, id LIMIT $3"
+        ))
+        .bind(account)
+        .bind(after.map(|a| a.as_str()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context_internal("listing brokers")
+    }
+
+    pub async fn broker_exists(&self, account: &str, id: &BrokerId) -> Result<bool, Error> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM brokers WHERE id = $1 AND account_id = $2)")
+            .bind(id.as_str())
+            .bind(account)
+            .fetch_one(&self.pool)
+            .await
+            .context_internal("checking broker")
+    }
+
+    pub async fn broker_count(&self, account: &str) -> Result<i64, Error> {
+        sqlx::query_scalar("SELECT count(*) FROM brokers WHERE account_id = $1")
+            .bind(account)
+            .fetch_one(&self.pool)
+            .await
+            .context_internal("counting brokers")
+    }
+
+    /// Every broker id, for the reconciler's sweep.
+    pub async fn broker_ids_all(&self) -> Result<Vec<BrokerId>, Error> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM brokers ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await
+            .context_internal("listing broker ids")?;
+        Ok(ids.into_iter().map(BrokerId::from_db).collect())
+    }
+
+    /// Compare-and-set of the lifecycle state: moves to `to` only from one of `from`
+    /// and only along a legal edge. Returns whether the row changed.
+    pub async fn broker_transition(
+        &self,
+        id: &BrokerId,
+        from: &[BrokerState],
+        to: BrokerState,
+        reason: Option<&str>,
+    ) -> Result<bool, Error> {
+        let from: Vec<&str> = from
+            .iter()
+            .filter(|f| f.can_transition_to(to))
+            .map(|f| f.as_wire())
+            .collect();
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let res = sqlx::query(
+            "UPDATE brokers SET state = $2, state_reason = $3, state_changed_at = now() \
+             WHERE id = $1 AND state = ANY($4)",
+        )
+        .bind(id.as_str())
+        .bind(to.as_wire())
+        .bind(reason)
+        .bind(&from)
+        .execute(&self.pool)
+        .await
+        .context_internal("updating broker state")?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Removes the row (users and ports cascade). Only for brokers being deleted.
+    pub async fn broker_delete_row(&self, id: &BrokerId) -> Result<bool, Error> {
+        let res = sqlx::query("DELETE FROM brokers WHERE id = $1 AND state = $2")
+            .bind(id.as_str())
+            .bind(BrokerState::DeletionInProgress.as_wire())
+            .execute(&self.pool)
+            .await
+            .context_internal("deleting broker row")?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn broker_users(&self, id: &BrokerId) -> Result<Vec<UserRow>, Error> {
+        sqlx::query_as(
+            "SELECT broker_id, username, password_enc, console_access, groups FROM broker_users \
+             WHERE broker_id = $1 ORDER BY username",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .context_internal("listing broker users")
+    }
+
+    pub async fn broker_ports(&self, id: &BrokerId) -> Result<Vec<PortRow>, Error> {
+        sqlx::query_as("SELECT host_port, node, protocol FROM broker_ports WHERE broker_id = $1 ORDER BY node, protocol")
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .context_internal("listing broker ports")
+    }
+}
+
+/// Picks `n` distinct ports from the pool that no broker holds and that are free on the
+/// host right now. Starts at a random offset so parallel installations rarely collide.
+fn choose_ports(pool: &PortPool, used: &HashSet<i32>, n: usize) -> Result<Vec<u16>, Error> {
+    let span = u32::from(pool.end - pool.start) + 1;
+    let offset = rand::thread_rng().gen_range(0..span);
+    let mut chosen = Vec::with_capacity(n);
+    for i in 0..span {
+        if chosen.len() == n {
+            break;
+        }
+        let port = pool.start + ((offset + i) % span) as u16;
+        if used.contains(&i32::from(port)) {
+            continue;
+        }
+        if TcpListener::bind((pool.publish_host.as_str(), port)).is_ok() {
+            chosen.push(port);
+        }
+    }
+    if chosen.len() < n {
+        return Err(Error::internal(
+            "allocating broker ports",
+            anyhow::anyhow!("port range {}-{} is exhausted", pool.start, pool.end),
+        ));
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chooses_distinct_unused_ports() {
+        let pool = PortPool { publish_host: "127.0.0.1".into(), start: 40100, end: 40109 };
+        let used: HashSet<i32> = [40100, 40101].into_iter().collect();
+        let ports = choose_ports(&pool, &used, 8).unwrap();
+        let set: HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(set.len(), 8);
+        assert!(!set.contains(&40100) && !set.contains(&40101));
+        assert!(choose_ports(&pool, &used, 9).is_err());
+    }
+}

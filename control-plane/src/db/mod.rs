@@ -1,0 +1,61 @@
+//! The data store: every SQL statement of the control plane lives under this module.
+//!
+//! Methods are named resource first, then verb (`broker_create`, `broker_list`), so
+//! grepping a prefix finds every operation on a resource. Row types live in [`model`]
+//! and are distinct from API views.
+
+pub mod broker;
+pub mod model;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::time::Duration;
+
+use crate::error::{Error, ResultExt};
+
+/// Embedded migrations (`migrations/` at the workspace root).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Clone, Debug)]
+pub struct DataStore {
+    pool: PgPool,
+}
+
+impl DataStore {
+    /// Connects and runs pending migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The id of this Berth installation (labels every Docker object it creates).
+    pub async fn installation_id(&self) -> Result<String, Error> {
+        sqlx::query_scalar("SELECT id FROM installation")
+            .fetch_one(&self.pool)
+            .await
+            .context_internal("reading installation id")
+    }
+
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.context_internal("database ping")?;
+        Ok(())
+    }
+}
+
+/// True when `e` is a unique-constraint violation of `constraint`.
+pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint)
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,94 @@
+//! Database row types. They are not API views: secrets stay sealed here and never
+//! reach a response.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{BrokerId, BrokerState};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BrokerRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub engine_type: String,
+    pub engine_version: String,
+    pub deployment_mode: String,
+    pub host_instance_type: String,
+    pub storage_type: String,
+    pub authentication_strategy: String,
+    pub publicly_accessible: bool,
+    pub auto_minor_version_upgrade: bool,
+    pub maintenance_day: String,
+    pub maintenance_time: String,
+    pub maintenance_time_zone: String,
+    pub logs_general: bool,
+    pub tags: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
+    pub creator_request_id: Option<String>,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub agent_token_enc: Vec<u8>,
+    pub erlang_cookie_enc: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub state_changed_at: DateTime<Utc>,
+}
+
+impl BrokerRow {
+    pub fn broker_id(&self) -> BrokerId {
+        BrokerId::from_db(self.id.clone())
+    }
+
+    pub fn state(&self) -> BrokerState {
+        BrokerState::from_db(&self.state)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub broker_id: String,
+    pub username: String,
+    pub password_enc: Vec<u8>,
+    pub console_access: bool,
+    pub groups: sqlx::types::Json<Vec<String>>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PortRow {
+    pub host_port: i32,
+    pub node: i32,
+    pub protocol: String,
+}
+
+/// Everything needed to insert a broker (secrets already sealed).
+#[derive(Debug, Clone)]
+pub struct NewBroker {
+    pub id: BrokerId,
+    pub account_id: String,
+    pub name: String,
+    pub engine_type: String,
+    pub engine_version: String,
+    pub deployment_mode: String,
+    pub host_instance_type: String,
+    pub storage_type: String,
+    pub authentication_strategy: String,
+    pub publicly_accessible: bool,
+    pub auto_minor_version_upgrade: bool,
+    pub maintenance_day: String,
+    pub maintenance_time: String,
+    pub maintenance_time_zone: String,
+    pub logs_general: bool,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub creator_request_id: Option<String>,
+    pub agent_token_enc: Vec<u8>,
+    pub erlang_cookie_enc: Vec<u8>,
+    pub users: Vec<NewUser>,
+    /// (node, protocol) pairs that need a pinned host port.
+    pub ports: Vec<(i32, &'static str)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub password_enc: Vec<u8>,
+    pub console_access: bool,
+    pub groups: Vec<String>,
+}

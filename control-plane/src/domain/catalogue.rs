@@ -1,0 +1,239 @@
+//! Berth's engine catalogue: what can be created, with which limits.
+//!
+//! This is the single source of truth for engine versions (and the image each runs
+//! from), instance types (and the CPU/memory limits Berth enforces for them),
+//! storage types and deployment modes. `CreateBroker` validation and (later)
+//! `DescribeBrokerEngineTypes` / `DescribeBrokerInstanceOptions` read from here.
+
+use std::fmt;
+
+use crate::error::Error;
+
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident, $attr:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_wire(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// Parses the wire value; an unknown value is a 400 naming the field.
+            pub fn parse(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($wire => Ok($name::$variant),)+
+                    other => Err(Error::bad_request(
+                        $attr,
+                        format!(
+                            "{} is not a valid {}. Valid values: {}.",
+                            other,
+                            $attr,
+                            [$($wire),+].join(", ")
+                        ),
+                    )),
+                }
+            }
+
+            /// Trusted parse of a value we stored ourselves.
+            pub fn from_db(s: &str) -> Self {
+                Self::parse(s).unwrap_or_else(|_| panic!("corrupt {} in database: {s}", $attr))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_wire())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Message broker engine.
+    EngineType, "engineType" { Activemq => "ACTIVEMQ", Rabbitmq => "RABBITMQ" }
+);
+
+wire_enum!(
+    /// How many nodes, and how they cooperate.
+    DeploymentMode, "deploymentMode" {
+        SingleInstance => "SINGLE_INSTANCE",
+        ActiveStandbyMultiAz => "ACTIVE_STANDBY_MULTI_AZ",
+        ClusterMultiAz => "CLUSTER_MULTI_AZ",
+    }
+);
+
+wire_enum!(
+    /// Storage backing the engine's data directory (both are Docker named volumes here).
+    StorageType, "storageType" { Ebs => "EBS", Efs => "EFS" }
+);
+
+/// An engine version Berth can build and run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineVersion {
+    pub engine: EngineType,
+    /// Version string on the wire (`engineVersion`).
+    pub name: &'static str,
+    /// Exact upstream version shipped in the image.
+    pub full: &'static str,
+    /// Docker image that runs it (built by `images/build.sh`).
+    pub image: &'static str,
+    /// Debian release whose packages it comes from.
+    pub debian_suite: &'static str,
+}
+
+/// Versions Berth can run today, newest first per engine.
+pub const ENGINE_VERSIONS: &[EngineVersion] = &[EngineVersion {
+    engine: EngineType::Rabbitmq,
+    name: "4.0",
+    full: "4.0.5",
+    image: "berth/rabbitmq:4.0",
+    debian_suite: "trixie",
+}];
+
+impl EngineVersion {
+    /// Resolves a requested version (`None` → the newest for that engine). Accepts the
+    /// short form (`4.0`) and the exact one (`4.0.5`).
+    pub fn resolve(engine: EngineType, requested: Option<&str>) -> Result<Self, Error> {
+        let mut candidates = ENGINE_VERSIONS.iter().filter(|v| v.engine == engine);
+        match requested {
+            None => candidates.next().copied().ok_or_else(|| {
+                Error::bad_request(
+                    "engineType",
+                    format!("Engine type {engine} is not supported by this Berth installation yet."),
+                )
+            }),
+            Some(req) => candidates
+                .find(|v| v.name == req || v.full == req)
+                .copied()
+                .ok_or_else(|| {
+                    let known: Vec<&str> = ENGINE_VERSIONS
+                        .iter()
+                        .filter(|v| v.engine == engine)
+                        .map(|v| v.name)
+                        .collect();
+                    Error::bad_request(
+                        "engineVersion",
+                        format!(
+                            "Broker engine version {req} is not supported for engine type {engine}. Supported versions: {}.",
+                            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        ),
+                    )
+                }),
+        }
+    }
+
+    pub fn from_db(engine: EngineType, name: &str) -> Self {
+        ENGINE_VERSIONS
+            .iter()
+            .find(|v| v.engine == engine && v.name == name)
+            .copied()
+            .unwrap_or_else(|| panic!("unknown engine version in database: {engine} {name}"))
+    }
+}
+
+/// A host instance type and the limits Berth enforces for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceType {
+    pub name: &'static str,
+    pub vcpus: u32,
+    pub memory_gib: u32,
+    /// Engines that may run on it.
+    pub engines: &'static [EngineType],
+}
+
+const RMQ: &[EngineType] = &[EngineType::Rabbitmq];
+const BOTH: &[EngineType] = &[EngineType::Activemq, EngineType::Rabbitmq];
+
+/// Amazon MQ's instance types (anchors.md §A1).
+pub const INSTANCE_TYPES: &[InstanceType] = &[
+    InstanceType { name: "mq.t3.micro", vcpus: 2, memory_gib: 1, engines: BOTH },
+    InstanceType { name: "mq.m5.large", vcpus: 2, memory_gib: 8, engines: BOTH },
+    InstanceType { name: "mq.m5.xlarge", vcpus: 4, memory_gib: 16, engines: BOTH },
+    InstanceType { name: "mq.m5.2xlarge", vcpus: 8, memory_gib: 32, engines: BOTH },
+    InstanceType { name: "mq.m5.4xlarge", vcpus: 16, memory_gib: 64, engines: BOTH },
+    InstanceType { name: "mq.m7g.medium", vcpus: 1, memory_gib: 4, engines: RMQ },
+    InstanceType { name: "mq.m7g.large", vcpus: 2, memory_gib: 8, engines: RMQ },
+    InstanceType { name: "mq.m7g.xlarge", vcpus: 4, memory_gib: 16, engines: RMQ },
+    InstanceType { name: "mq.m7g.2xlarge", vcpus: 8, memory_gib: 32, engines: RMQ },
+    InstanceType { name: "mq.m7g.4xlarge", vcpus: 16, memory_gib: 64, engines: RMQ },
+    InstanceType { name: "mq.m7g.8xlarge", vcpus: 32, memory_gib: 128, engines: RMQ },
+    InstanceType { name: "mq.m7g.12xlarge", vcpus: 48, memory_gib: 192, engines: RMQ },
+    InstanceType { name: "mq.m7g.16xlarge", vcpus: 64, memory_gib: 256, engines: RMQ },
+];
+
+impl InstanceType {
+    /// Looks a type up and checks that it can run `version`. RabbitMQ 4.x runs only on
+    /// m7g, as on Amazon MQ.
+    pub fn resolve(name: &str, version: &EngineVersion) -> Result<Self, Error> {
+        let it = INSTANCE_TYPES
+            .iter()
+            .find(|t| t.name == name)
+            .copied()
+            .ok_or_else(|| {
+                Error::bad_request(
+                    "hostInstanceType",
+                    format!("Broker instance type {name} is not supported."),
+                )
+            })?;
+        let m7g_only = version.engine == EngineType::Rabbitmq && version.name.starts_with("4.");
+        if !it.engines.contains(&version.engine) || (m7g_only && !it.name.starts_with("mq.m7g.")) {
+            return Err(Error::bad_request(
+                "hostInstanceType",
+                format!(
+                    "Broker instance type {name} is not supported for engine {} {}.",
+                    version.engine, version.name
+                ),
+            ));
+        }
+        Ok(it)
+    }
+
+    pub fn from_db(name: &str) -> Self {
+        INSTANCE_TYPES
+            .iter()
+            .find(|t| t.name == name)
+            .copied()
+            .unwrap_or_else(|| panic!("unknown instance type in database: {name}"))
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.memory_gib) * 1024 * 1024 * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_and_reject_unknown() {
+        for m in DeploymentMode::ALL {
+            assert_eq!(DeploymentMode::parse(m.as_wire()).unwrap(), *m);
+        }
+        let err = DeploymentMode::parse("BOGUS").unwrap_err();
+        assert_eq!(err.attribute(), Some("deploymentMode"));
+    }
+
+    #[test]
+    fn rabbitmq_4_runs_only_on_m7g() {
+        let v = EngineVersion::resolve(EngineType::Rabbitmq, None).unwrap();
+        assert_eq!(v.name, "4.0");
+        assert!(InstanceType::resolve("mq.m7g.large", &v).is_ok());
+        assert!(InstanceType::resolve("mq.m5.large", &v).is_err());
+        assert!(InstanceType::resolve("mq.t3.micro", &v).is_err());
+        assert!(InstanceType::resolve("mq.bogus", &v).is_err());
+        let it = InstanceType::resolve("mq.m7g.medium", &v).unwrap();
+        assert_eq!((it.vcpus, it.memory_gib), (1, 4));
+    }
+
+    #[test]
+    fn versions_resolve_short_and_full() {
+        assert!(EngineVersion::resolve(EngineType::Rabbitmq, Some("4.0.5")).is_ok());
+        let e = EngineVersion::resolve(EngineType::Rabbitmq, Some("3.13")).unwrap_err();
+        assert_eq!(e.attribute(), Some("engineVersion"));
+    }
+}

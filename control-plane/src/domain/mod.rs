@@ -1,0 +1,15 @@
+//! Domain types: parsed, validated values that the rest of the control plane can trust.
+//!
+//! Every value that arrives on the wire is turned into one of these types at the edge
+//! (parse, don't validate); the database and the reconciler only ever see valid values.
+
+pub mod catalogue;
+pub mod engine;
+pub mod ids;
+pub mod names;
+pub mod state;
+
+pub use catalogue::{DeploymentMode, EngineType, EngineVersion, InstanceType, StorageType};
+pub use ids::{AccountId, BrokerId};
+pub use names::{BrokerName, Password, Username};
+pub use state::BrokerState;

@@ -1,0 +1,81 @@
+//! The one error type of the control plane.
+//!
+//! Every fallible path in handlers, the app layer and the store ends in [`Error`].
+//! Its mapping to HTTP (status, `x-amzn-ErrorType`, `errorAttribute`, `message`) lives in
+//! exactly one place, `http::error`. Internal errors carry their cause chain for the log
+//! and show the caller only a generic message.
+
+/// What went wrong, in Amazon MQ's vocabulary.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400 `BadRequestException`: the input is invalid.
+    #[error("{message}")]
+    BadRequest { attribute: String, message: String },
+    /// 401 `UnauthorizedException`.
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// 403 `ForbiddenException`: not allowed (bad or missing signature, …).
+    #[error("{message}")]
+    Forbidden { attribute: Option<String>, message: String },
+    /// 404 `NotFoundException`.
+    #[error("{message}")]
+    NotFound { attribute: String, message: String },
+    /// 409 `ConflictException`: duplicate name or a state conflict.
+    #[error("{message}")]
+    Conflict { attribute: String, message: String },
+    /// 500 `InternalServerErrorException`: a bug or an unavailable dependency.
+    #[error("internal error: {context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl Error {
+    pub fn bad_request(attribute: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest { attribute: attribute.to_owned(), message: message.into() }
+    }
+
+    pub fn not_found(attribute: &str, message: impl Into<String>) -> Self {
+        Self::NotFound { attribute: attribute.to_owned(), message: message.into() }
+    }
+
+    pub fn conflict(attribute: &str, message: impl Into<String>) -> Self {
+        Self::Conflict { attribute: attribute.to_owned(), message: message.into() }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden { attribute: None, message: message.into() }
+    }
+
+    pub fn broker_not_found(id: &str) -> Self {
+        Self::not_found("broker-id", format!("Can't find requested broker [{id}]. Make sure your broker exists."))
+    }
+
+    pub fn internal(context: impl Into<String>, source: impl Into<anyhow::Error>) -> Self {
+        Self::Internal { context: context.into(), source: source.into() }
+    }
+
+    /// The `errorAttribute` the caller sees, if any.
+    pub fn attribute(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { attribute, .. }
+            | Self::NotFound { attribute, .. }
+            | Self::Conflict { attribute, .. } => Some(attribute),
+            Self::Forbidden { attribute, .. } => attribute.as_deref(),
+            Self::Unauthorized { .. } | Self::Internal { .. } => None,
+        }
+    }
+}
+
+/// Wraps a database error with what we were doing.
+pub trait ResultExt<T> {
+    fn context_internal(self, context: &str) -> Result<T, Error>;
+}
+
+impl<T, E: Into<anyhow::Error>> ResultExt<T> for Result<T, E> {
+    fn context_internal(self, context: &str) -> Result<T, Error> {
+        self.map_err(|e| Error::internal(context, e))
+    }
+}

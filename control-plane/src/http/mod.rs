@@ -1,0 +1,65 @@
+//! HTTP surface: router assembly and cross-cutting layers.
+//!
+//! `/v1/...` is the Amazon MQ wire API; `/healthz` is for operators; `/` serves the web
+//! console (embedded, no build step).
+
+pub mod auth;
+pub mod body;
+pub mod brokers;
+pub mod error;
+pub mod health;
+pub mod views;
+pub mod web;
+
+use std::time::Duration;
+
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppContext;
+use crate::error::Error;
+
+/// State shared by handlers.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub app: AppContext,
+    pub default_account: crate::domain::AccountId,
+}
+
+#[derive(Clone, Copy, Default)]
+struct UuidRequestId;
+
+impl MakeRequestId for UuidRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        uuid::Uuid::new_v4().to_string().parse().ok().map(RequestId::new)
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    Error::internal("handler panicked", anyhow::anyhow!("panic")).into_response()
+}
+
+async fn not_found() -> Error {
+    Error::not_found("path", "The requested resource or operation does not exist.")
+}
+
+pub fn router(state: ApiState) -> Router {
+    let request_id = HeaderName::from_static("x-amzn-requestid");
+    Router::new()
+        .merge(brokers::routes())
+        .route("/healthz", get(health::healthz))
+        .merge(web::routes())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, UuidRequestId))
+}

@@ -1,0 +1,188 @@
+//! Wire shapes (lower camelCase JSON) of requests and replies. Absent optional values
+//! are omitted, never sent as `null`. Request enums arrive as plain strings so the app
+//! layer can answer unknown values with a precise `errorAttribute`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInput {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub console_access: Option<bool>,
+    pub groups: Option<Vec<String>>,
+    pub replication_user: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WeeklyStartTime {
+    pub day_of_week: Option<String>,
+    pub time_of_day: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsInput {
+    pub general: Option<bool>,
+    pub audit: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionOptionsInput {
+    pub use_aws_owned_key: Option<bool>,
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationIdInput {
+    pub id: Option<String>,
+    pub revision: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBrokerRequest {
+    pub authentication_strategy: Option<String>,
+    pub auto_minor_version_upgrade: Option<bool>,
+    pub broker_name: Option<String>,
+    pub configuration: Option<ConfigurationIdInput>,
+    pub creator_request_id: Option<String>,
+    pub deployment_mode: Option<String>,
+    pub encryption_options: Option<EncryptionOptionsInput>,
+    pub engine_type: Option<String>,
+    pub engine_version: Option<String>,
+    pub host_instance_type: Option<String>,
+    pub ldap_server_metadata: Option<serde_json::Value>,
+    pub logs: Option<LogsInput>,
+    pub maintenance_window_start_time: Option<WeeklyStartTime>,
+    pub publicly_accessible: Option<bool>,
+    pub security_groups: Option<Vec<String>>,
+    pub storage_size: Option<i64>,
+    pub storage_type: Option<String>,
+    pub subnet_ids: Option<Vec<String>>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub users: Option<Vec<UserInput>>,
+    pub data_replication_mode: Option<String>,
+    pub data_replication_primary_broker_arn: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBrokerResponse {
+    pub broker_arn: String,
+    pub broker_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteBrokerResponse {
+    pub broker_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerInstance {
+    #[serde(rename = "consoleURL", skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRequired {
+    pub action_required_code: String,
+    pub action_required_info: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionOptions {
+    pub use_aws_owned_key: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsSummary {
+    pub general: bool,
+    pub general_log_group: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    pub username: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Configurations {
+    pub history: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeBrokerResponse {
+    pub actions_required: Vec<ActionRequired>,
+    pub authentication_strategy: String,
+    pub auto_minor_version_upgrade: bool,
+    pub broker_arn: String,
+    pub broker_id: String,
+    pub broker_instances: Vec<BrokerInstance>,
+    pub broker_name: String,
+    pub broker_state: String,
+    pub configurations: Configurations,
+    pub created: String,
+    pub deployment_mode: String,
+    pub encryption_options: EncryptionOptions,
+    pub engine_type: String,
+    pub engine_version: String,
+    pub host_instance_type: String,
+    pub logs: LogsSummary,
+    pub maintenance_window_start_time: WeeklyStartTime,
+    pub publicly_accessible: bool,
+    pub security_groups: Vec<String>,
+    pub storage_type: String,
+    pub subnet_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub users: Vec<UserSummary>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerSummary {
+    pub broker_arn: String,
+    pub broker_id: String,
+    pub broker_name: String,
+    pub broker_state: String,
+    pub created: String,
+    pub deployment_mode: String,
+    pub engine_type: String,
+    pub host_instance_type: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListBrokersResponse {
+    pub broker_summaries: Vec<BrokerSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    pub max_results: Option<String>,
+    pub next_token: Option<String>,
+}
+
+/// ISO-8601 with milliseconds, as botocore expects for `created`.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

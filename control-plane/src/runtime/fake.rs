@@ -1,0 +1,174 @@
+//! In-memory [`ContainerRuntime`] for unit tests of the reconciler's workflow logic.
+//! It records objects and calls; it never runs anything. Real behaviour is proven by
+//! the end-to-end tests against Docker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    ContainerRuntime, ContainerSpec, ContainerStatus, ManagedObject, ObjectKind, RuntimeError,
+    RuntimeResult, LABEL_BROKER, LABEL_INSTALLATION,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    images: Vec<String>,
+    networks: BTreeMap<String, HashMap<String, String>>,
+    volumes: BTreeMap<String, HashMap<String, String>>,
+    containers: BTreeMap<String, (ContainerSpec, bool)>,
+    /// Names of operations that fail once, e.g. `"start_container"`.
+    fail_next: Vec<String>,
+    calls: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeRuntime {
+    state: Mutex<State>,
+}
+
+impl FakeRuntime {
+    pub fn with_images(images: &[&str]) -> Self {
+        let rt = Self::default();
+        rt.state.lock().unwrap().images = images.iter().map(|s| s.to_string()).collect();
+        rt
+    }
+
+    /// Makes the next call of `op` fail with a runtime error.
+    pub fn fail_next(&self, op: &str) {
+        self.state.lock().unwrap().fail_next.push(op.to_owned());
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn container_spec(&self, name: &str) -> Option<ContainerSpec> {
+        self.state.lock().unwrap().containers.get(name).map(|(s, _)| s.clone())
+    }
+
+    /// Simulates the container dying (or `docker stop` from outside).
+    pub fn kill(&self, name: &str) {
+        if let Some(c) = self.state.lock().unwrap().containers.get_mut(name) {
+            c.1 = false;
+        }
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let s = self.state.lock().unwrap();
+        (s.containers.len(), s.volumes.len(), s.networks.len())
+    }
+
+    fn enter(&self, op: &str) -> RuntimeResult<std::sync::MutexGuard<'_, State>> {
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(op.to_owned());
+        if let Some(i) = s.fail_next.iter().position(|f| f == op) {
+            s.fail_next.remove(i);
+            return Err(RuntimeError::Failed { context: op.into(), message: "injected failure".into() });
+        }
+        Ok(s)
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn ping(&self) -> RuntimeResult<()> {
+        self.enter("ping").map(|_| ())
+    }
+
+    async fn image_id(&self, image: &str) -> RuntimeResult<Option<String>> {
+        let s = self.enter("image_id")?;
+        Ok(s.images.iter().any(|i| i == image).then(|| format!("sha256:{image}")))
+    }
+
+    async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()> {
+        let mut s = self.enter("ensure_network")?;
+        s.networks.entry(name.to_owned()).or_insert_with(|| labels.clone());
+        Ok(())
+    }
+
+    async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()> {
+        let mut s = self.enter("ensure_volume")?;
+        s.volumes.entry(name.to_owned()).or_insert_with(|| labels.clone());
+        Ok(())
+    }
+
+    async fn ensure_container(&self, spec: &ContainerSpec) -> RuntimeResult<()> {
+        let mut s = self.enter("ensure_container")?;
+        if !s.images.contains(&spec.image) {
+            return Err(RuntimeError::ImageMissing(spec.image.clone()));
+        }
+        let running = s.containers.get(&spec.name).map(|c| c.1).unwrap_or(false);
+        if !running {
+            s.containers.insert(spec.name.clone(), (spec.clone(), false));
+        }
+        Ok(())
+    }
+
+    async fn container_status(&self, name: &str) -> RuntimeResult<Option<ContainerStatus>> {
+        let s = self.enter("container_status")?;
+        Ok(s.containers.get(name).map(|(spec, running)| ContainerStatus {
+            running: *running,
+            exit_code: if *running { None } else { Some(0) },
+            restart_count: 0,
+            image_id: format!("sha256:{}", spec.image),
+        }))
+    }
+
+    async fn start_container(&self, name: &str) -> RuntimeResult<()> {
+        let mut s = self.enter("start_container")?;
+        match s.containers.get_mut(name) {
+            Some(c) => {
+                c.1 = true;
+                Ok(())
+            }
+            None => Err(RuntimeError::Failed { context: "start".into(), message: format!("no container {name}") }),
+        }
+    }
+
+    async fn stop_container(&self, name: &str, _grace_secs: i64) -> RuntimeResult<()> {
+        let mut s = self.enter("stop_container")?;
+        if let Some(c) = s.containers.get_mut(name) {
+            c.1 = false;
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
+        self.enter("remove_container")?.containers.remove(name);
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        self.enter("remove_volume")?.volumes.remove(name);
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> RuntimeResult<()> {
+        self.enter("remove_network")?.networks.remove(name);
+        Ok(())
+    }
+
+    async fn list_managed(&self, installation: &str) -> RuntimeResult<Vec<ManagedObject>> {
+        let s = self.enter("list_managed")?;
+        let mine = |l: &HashMap<String, String>| l.get(LABEL_INSTALLATION).map(String::as_str) == Some(installation);
+        let mut out = Vec::new();
+        for (name, (spec, _)) in &s.containers {
+            if mine(&spec.labels) {
+                out.push(ManagedObject { kind: ObjectKind::Container, name: name.clone(), broker_id: spec.labels[LABEL_BROKER].clone() });
+            }
+        }
+        for (name, labels) in &s.volumes {
+            if mine(labels) {
+                out.push(ManagedObject { kind: ObjectKind::Volume, name: name.clone(), broker_id: labels[LABEL_BROKER].clone() });
+            }
+        }
+        for (name, labels) in &s.networks {
+            if mine(labels) {
+                out.push(ManagedObject { kind: ObjectKind::Network, name: name.clone(), broker_id: labels[LABEL_BROKER].clone() });
+            }
+        }
+        Ok(out)
+    }
+}

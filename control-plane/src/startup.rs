@@ -1,0 +1,163 @@
+//! Application assembly: database (embedded or external), migrations, secrets, Docker,
+//! reconciler and HTTP server. `Application::build` binds the listener (port 0 works),
+//! so tests can start any number of instances side by side.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent_client::{AgentProbe, HttpAgentClient};
+use crate::app::AppContext;
+use crate::config::Settings;
+use crate::crypto::SecretBox;
+use crate::db::broker::PortPool;
+use crate::db::DataStore;
+use crate::domain::AccountId;
+use crate::embedded_pg::EmbeddedPostgres;
+use crate::http::{router, ApiState};
+use crate::reconcile::broker::ReconcilerConfig;
+use crate::reconcile::{BrokerReconciler, Driver};
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::ContainerRuntime;
+
+pub struct Application {
+    port: u16,
+    server: JoinHandle<std::io::Result<()>>,
+    reconciler: JoinHandle<()>,
+    cancel: CancellationToken,
+}
+
+/// Resolves the database URL: the configured one, or a private Postgres in the data dir.
+pub async fn database_url(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(url) = &settings.database_url {
+        return Ok(url.clone());
+    }
+    let dir = std::path::absolute(settings.data_dir.join("postgres"))?;
+    tracing::info!(dir = %dir.display(), "starting embedded Postgres");
+    let pg = EmbeddedPostgres::ensure_running(&dir, None).await.context("starting embedded Postgres")?;
+    pg.create_database("berth").await?;
+    Ok(pg.url("berth"))
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let runtime: Arc<dyn ContainerRuntime> =
+            Arc::new(DockerRuntime::connect().await.context("connecting to Docker")?);
+        Self::build_with(settings, runtime, Arc::new(HttpAgentClient::default())).await
+    }
+
+    pub async fn build_with(
+        settings: Settings,
+        runtime: Arc<dyn ContainerRuntime>,
+        agent: Arc<dyn AgentProbe>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        let url = database_url(&settings).await?;
+        let store = DataStore::connect(&url).await.context("connecting to Postgres and migrating")?;
+        let secrets = SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
+        let installation = store.installation_id().await?;
+        let cancel = CancellationToken::new();
+
+        let (host_cpus, host_memory) = host_capacity();
+        let broker_reconciler = BrokerReconciler::new(
+            store.clone(),
+            runtime,
+            agent,
+            secrets.clone(),
+            installation,
+            ReconcilerConfig {
+                publish_host: settings.publish_host.clone(),
+                create_timeout: Duration::from_secs(settings.create_timeout_secs),
+                poll: Duration::from_millis(250),
+                host_cpus,
+                host_memory_bytes: host_memory,
+            },
+            cancel.clone(),
+        );
+        let (driver, nudger) = Driver::new(broker_reconciler, Duration::from_millis(settings.reconcile_interval_ms));
+        let reconciler = tokio::spawn(driver.run(cancel.clone()));
+
+        let app = AppContext {
+            store,
+            secrets,
+            ports: PortPool {
+                publish_host: settings.publish_host.clone(),
+                start: settings.port_range_start,
+                end: settings.port_range_end,
+            },
+            nudger,
+            region: settings.region.clone(),
+            advertised_host: settings.advertised_host.clone(),
+        };
+        let state = ApiState {
+            app,
+            default_account: AccountId::parse(&settings.default_account_id).map_err(anyhow::Error::msg)?,
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let server_cancel = cancel.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+                .await
+        });
+        Ok(Self { port, server, reconciler, cancel })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until the server fails or a shutdown signal arrives.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            cancel.cancel();
+        });
+        let res = self.server.await;
+        self.cancel.cancel();
+        let _ = self.reconciler.await;
+        res??;
+        Ok(())
+    }
+
+    /// Stops the server and the reconciler (tests).
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.server.await;
+        let _ = self.reconciler.await;
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// CPUs and memory of this host, to clamp instance limits that exceed the machine.
+fn host_capacity() -> (u32, u64) {
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(u64::MAX);
+    (cpus, mem)
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary (one link step): real Postgres, real Docker, real
+//! RabbitMQ, real AMQP client.
+
+mod amqp;
+mod brokers;
+mod reconciler;
+mod restart;
+mod validation;

@@ -1,0 +1,184 @@
+//! Workflow logic of the reconciler on an in-memory runtime and a real database:
+//! convergence, idempotence of every step, recovery from a failure at any step,
+//! teardown, and garbage collection of orphans. (The real-Docker proof is in
+//! `brokers.rs` and `restart.rs`.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth::agent_client::AgentProbe;
+use berth::app::brokers::{broker_create, broker_delete};
+use berth::app::{AppContext, Caller};
+use berth::crypto::SecretBox;
+use berth::db::broker::PortPool;
+use berth::db::DataStore;
+use berth::domain::{engine, AccountId, BrokerId};
+use berth::reconcile::broker::ReconcilerConfig;
+use berth::reconcile::{BrokerReconciler, Nudger, StepOutcome};
+use berth::runtime::fake::FakeRuntime;
+use berth::runtime::ContainerRuntime;
+use broker_agent::spec::{Engine, EngineState, HealthReport};
+use tokio_util::sync::CancellationToken;
+
+use berth_tests::{fresh_database, port_range, rabbitmq_broker, RABBITMQ_IMAGE};
+
+/// An agent that always reports the engine ready.
+pub struct ReadyAgent;
+
+#[async_trait]
+impl AgentProbe for ReadyAgent {
+    async fn health(&self, _base: &str, _token: &str) -> anyhow::Result<HealthReport> {
+        Ok(HealthReport {
+            broker_id: String::new(),
+            engine: Engine::Rabbitmq,
+            state: EngineState::Ready,
+            restarts: 0,
+            uptime_secs: 1,
+            memory_limit_bytes: None,
+            last_error: None,
+        })
+    }
+}
+
+struct Harness {
+    ctx: AppContext,
+    caller: Caller,
+    runtime: Arc<FakeRuntime>,
+    rec: BrokerReconciler,
+}
+
+async fn harness() -> Harness {
+    let store = DataStore::connect(&fresh_database().await).await.unwrap();
+    let secrets = SecretBox::from_key(&[7; 32]);
+    let (start, end) = port_range();
+    let ctx = AppContext {
+        store: store.clone(),
+        secrets: secrets.clone(),
+        ports: PortPool { publish_host: "127.0.0.1".into(), start, end },
+        nudger: Nudger::default(),
+        region: "us-east-1".into(),
+        advertised_host: "127.0.0.1".into(),
+    };
+    let caller = Caller { account: AccountId::parse("000000000000").unwrap(), region: "us-east-1".into() };
+    let runtime = Arc::new(FakeRuntime::with_images(&[RABBITMQ_IMAGE]));
+    let rec = BrokerReconciler::new(
+        store.clone(),
+        runtime.clone(),
+        Arc::new(ReadyAgent),
+        secrets,
+        store.installation_id().await.unwrap(),
+        ReconcilerConfig {
+            publish_host: "127.0.0.1".into(),
+            create_timeout: Duration::from_secs(300),
+            poll: Duration::from_millis(10),
+            host_cpus: 2,
+            host_memory_bytes: 8 << 30,
+        },
+        CancellationToken::new(),
+    );
+    Harness { ctx, caller, runtime, rec }
+}
+
+impl Harness {
+    async fn create(&self, name: &str) -> BrokerId {
+        let req = serde_json::from_value(rabbitmq_broker(name, "admin-user", "s3cret-Passw0rd-x")).unwrap();
+        BrokerId::parse(&broker_create(&self.ctx, &self.caller, req).await.unwrap().id).unwrap()
+    }
+
+    async fn state(&self, id: &BrokerId) -> Option<String> {
+        self.ctx.store.broker_fetch_unscoped(id).await.unwrap().map(|r| r.state)
+    }
+}
+
+#[tokio::test]
+async fn a_failure_at_any_step_heals_on_the_next_pass() {
+    let h = harness().await;
+    let ops = ["ensure_network", "ensure_volume", "ensure_container", "container_status", "start_container"];
+    for (i, op) in ops.iter().enumerate() {
+        let id = h.create(&format!("heal-{i}")).await;
+        h.runtime.fail_next(op);
+        assert!(h.rec.step(&id).await.is_err(), "injected failure in {op} must surface");
+        assert_eq!(h.state(&id).await.as_deref(), Some("CREATION_IN_PROGRESS"));
+        assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable, "after failing {op}");
+        assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+        let name = engine::container_name(&id, 0);
+        assert!(h.runtime.container_status(&name).await.unwrap().unwrap().running);
+        // Stepping again changes nothing.
+        let before = h.runtime.counts();
+        assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
+        assert_eq!(h.runtime.counts(), before);
+    }
+}
+
+#[tokio::test]
+async fn container_gets_limits_ports_labels_and_a_secret_spec_file() {
+    let h = harness().await;
+    let id = h.create("shape").await;
+    h.rec.step(&id).await.unwrap();
+    let spec = h.runtime.container_spec(&engine::container_name(&id, 0)).unwrap();
+    assert_eq!(spec.memory_bytes, 4 << 30); // mq.m7g.medium: 4 GiB
+    assert_eq!(spec.nano_cpus, 1_000_000_000); // 1 vCPU
+    assert_eq!(spec.image, RABBITMQ_IMAGE);
+    assert_eq!(spec.labels["berth.broker-id"], id.as_str());
+    let ports = h.ctx.store.broker_ports(&id).await.unwrap();
+    assert_eq!(spec.ports.len(), ports.len());
+    for (cport, hport) in &spec.ports {
+        assert!(ports.iter().any(|p| p.host_port == i32::from(*hport)), "{cport}->{hport} not pinned");
+    }
+    let file = &spec.files[0];
+    assert_eq!(file.path, broker_agent::spec::SPEC_PATH);
+    assert_eq!(file.mode, 0o600);
+    let agent_spec: broker_agent::spec::AgentSpec = serde_json::from_slice(&file.contents).unwrap();
+    assert_eq!(agent_spec.users[0].username, "admin-user");
+    assert_eq!(agent_spec.users[0].password, "s3cret-Passw0rd-x");
+    // The database holds no clear-text password.
+    let raw: Vec<u8> = sqlx::query_scalar("SELECT password_enc FROM broker_users WHERE broker_id = $1")
+        .bind(id.as_str())
+        .fetch_one(h.ctx.store.pool())
+        .await
+        .unwrap();
+    assert!(!raw.windows(6).any(|w| w == b"s3cret"));
+}
+
+#[tokio::test]
+async fn a_stopped_container_of_a_running_broker_is_started_again() {
+    let h = harness().await;
+    let id = h.create("drift").await;
+    h.rec.step(&id).await.unwrap();
+    let name = engine::container_name(&id, 0);
+    h.runtime.kill(&name);
+    h.rec.step(&id).await.unwrap();
+    assert!(h.runtime.container_status(&name).await.unwrap().unwrap().running);
+}
+
+#[tokio::test]
+async fn deletion_tears_everything_down_even_after_a_failure() {
+    let h = harness().await;
+    let id = h.create("teardown").await;
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.runtime.counts(), (1, 1, 1));
+    broker_delete(&h.ctx, &h.caller, id.as_str()).await.unwrap();
+    h.runtime.fail_next("remove_volume");
+    assert!(h.rec.step(&id).await.is_err());
+    assert_eq!(h.state(&id).await.as_deref(), Some("DELETION_IN_PROGRESS"));
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Gone);
+    assert_eq!(h.state(&id).await, None);
+    assert_eq!(h.runtime.counts(), (0, 0, 0));
+    assert!(h.ctx.store.broker_ports(&id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn garbage_collection_removes_only_orphans_of_this_installation() {
+    let h = harness().await;
+    let keep = h.create("keep").await;
+    let orphan = h.create("orphan").await;
+    h.rec.step(&keep).await.unwrap();
+    h.rec.step(&orphan).await.unwrap();
+    // The orphan's row disappears behind the reconciler's back.
+    sqlx::query("DELETE FROM brokers WHERE id = $1").bind(orphan.as_str()).execute(h.ctx.store.pool()).await.unwrap();
+    h.rec.collect_garbage().await.unwrap();
+    assert!(h.runtime.container_status(&engine::container_name(&keep, 0)).await.unwrap().is_some());
+    assert!(h.runtime.container_status(&engine::container_name(&orphan, 0)).await.unwrap().is_none());
+    assert_eq!(h.runtime.counts(), (1, 1, 1));
+}
