@@ -25,11 +25,14 @@ pub fn workspace_root() -> PathBuf {
 
 static PG: OnceCell<EmbeddedPostgres> = OnceCell::const_new();
 
-/// The test Postgres server: one per workspace, shared by test processes, started on
-/// first use (`target/berth-test-pg`).
+/// The test Postgres server, shared by test processes and started on first use. It
+/// lives under the temp dir (`$BERTH_TEST_PG_DIR` overrides) because the checkout may
+/// sit where the unprivileged `postgres` user cannot reach (e.g. under `/root`).
 pub async fn test_postgres() -> &'static EmbeddedPostgres {
     PG.get_or_init(|| async {
-        let dir = workspace_root().join("target").join("berth-test-pg");
+        let dir = std::env::var_os("BERTH_TEST_PG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("berth-test-pg"));
         EmbeddedPostgres::ensure_running(&dir, None).await.expect("test Postgres")
     })
     .await
