@@ -35,17 +35,17 @@ pub const AMQP_091_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// Why a handshake did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    #[error("connect to {addr} failed: {source}")]
+    #[error("connect to {addr} failed: {error}")]
     Connect {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("no AMQP answer from {addr} within {timeout:?}")]
     Timeout { addr: SocketAddr, timeout: Duration },
-    #[error("I/O error talking to {addr}: {source}")]
+    #[error("I/O error talking to {addr}: {error}")]
     Io {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{addr} answered something other than Connection.Start")]
     Unexpected { addr: SocketAddr },
@@ -57,18 +57,18 @@ pub async fn amqp_handshake(addr: SocketAddr, timeout: Duration) -> Result<(), H
     let attempt = async {
         let mut stream = TcpStream::connect(addr)
             .await
-            .map_err(|source| HandshakeError::Connect { addr, source })?;
+            .map_err(|error| HandshakeError::Connect { addr, error })?;
         stream
             .write_all(AMQP_091_HEADER)
             .await
-            .map_err(|source| HandshakeError::Io { addr, source })?;
+            .map_err(|error| HandshakeError::Io { addr, error })?;
         // frame header: type(1) channel(2) size(4); payload: class(2) method(2)
         let mut buf = [0u8; 11];
-        stream.read_exact(&mut buf).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::UnexpectedEof {
+        stream.read_exact(&mut buf).await.map_err(|error| {
+            if error.kind() == std::io::ErrorKind::UnexpectedEof {
                 HandshakeError::Unexpected { addr }
             } else {
-                HandshakeError::Io { addr, source }
+                HandshakeError::Io { addr, error }
             }
         })?;
         if is_connection_start(&buf) {
@@ -87,7 +87,7 @@ pub async fn amqp_handshake(addr: SocketAddr, timeout: Duration) -> Result<(), H
 pub async fn tcp_accepts(addr: SocketAddr, timeout: Duration) -> Result<(), HandshakeError> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(source)) => Err(HandshakeError::Connect { addr, source }),
+        Ok(Err(error)) => Err(HandshakeError::Connect { addr, error }),
         Err(_) => Err(HandshakeError::Timeout { addr, timeout }),
     }
 }
@@ -101,17 +101,17 @@ pub async fn http_responds(
     let attempt = async {
         let mut stream = TcpStream::connect(addr)
             .await
-            .map_err(|source| HandshakeError::Connect { addr, source })?;
+            .map_err(|error| HandshakeError::Connect { addr, error })?;
         let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
         stream
             .write_all(request.as_bytes())
             .await
-            .map_err(|source| HandshakeError::Io { addr, source })?;
+            .map_err(|error| HandshakeError::Io { addr, error })?;
         let mut buf = [0u8; 9];
         stream
             .read_exact(&mut buf)
             .await
-            .map_err(|source| HandshakeError::Io { addr, source })?;
+            .map_err(|error| HandshakeError::Io { addr, error })?;
         if buf.starts_with(b"HTTP/1.") {
             Ok(())
         } else {

@@ -308,10 +308,10 @@ pub struct Captured {
 /// Errors from [`run_captured`].
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot start {program}: {source}")]
+    #[error("cannot start {program}: {error}")]
     Spawn {
         program: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{program} did not finish within {timeout:?} and was killed")]
     Timeout { program: String, timeout: Duration },
@@ -333,9 +333,9 @@ pub async fn run_captured(
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let (mut child, exit) = reaper.spawn(cmd).map_err(|source| RunError::Spawn {
+    let (mut child, exit) = reaper.spawn(cmd).map_err(|error| RunError::Spawn {
         program: program.clone(),
-        source,
+        error,
     })?;
     let pid = exit.pid();
 

@@ -16,10 +16,10 @@ pub const SPEC_PATH_ENV: &str = "BERTH_AGENT_SPEC";
 /// Why a spec was rejected. Messages never contain secret values.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("cannot read spec {path}: {source}")]
+    #[error("cannot read spec {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("spec is not valid JSON for an AgentSpec ({0})")]
     Parse(String),
@@ -50,9 +50,9 @@ pub fn parse(bytes: &[u8]) -> Result<AgentSpec, SpecError> {
 
 /// Read, parse and validate the spec at `path`.
 pub fn load(path: &Path) -> Result<AgentSpec, SpecError> {
-    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
+    let bytes = std::fs::read(path).map_err(|error| SpecError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let spec = parse(&bytes)?;
     validate(&spec)?;

@@ -33,7 +33,12 @@ impl Default for HttpAgentClient {
 #[async_trait]
 impl AgentProbe for HttpAgentClient {
     async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
-        let resp = self.http.get(format!("{base}/health")).bearer_auth(token).send().await?;
+        let resp = self
+            .http
+            .get(format!("{base}/health"))
+            .bearer_auth(token)
+            .send()
+            .await?;
         let status = resp.status();
         anyhow::ensure!(status.is_success(), "agent answered {status}");
         Ok(resp.json().await?)

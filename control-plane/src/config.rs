@@ -51,7 +51,10 @@ impl std::fmt::Debug for Settings {
             .field("port_range", &(self.port_range_start..=self.port_range_end))
             .field("create_timeout_secs", &self.create_timeout_secs)
             .field("reconcile_interval_ms", &self.reconcile_interval_ms)
-            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -85,7 +88,11 @@ impl Settings {
         }
         fig = fig
             .merge(Env::prefixed("BERTH_").ignore(&["CONFIG"]))
-            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()));
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            );
         let settings: Settings = fig.extract()?;
         settings.validate()?;
         Ok(settings)
@@ -108,9 +115,13 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
     fn env_overrides_file_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("berth.toml", "listen = \"127.0.0.1:9000\"\nregion = \"eu-west-1\"")?;
+            jail.create_file(
+                "berth.toml",
+                "listen = \"127.0.0.1:9000\"\nregion = \"eu-west-1\"",
+            )?;
             jail.set_env("BERTH_LISTEN", "127.0.0.1:9100");
             jail.set_env("DATABASE_URL", "postgres://x@127.0.0.1/db");
             let s = Settings::load().map_err(|e| e.to_string())?;
@@ -124,7 +135,11 @@ mod tests {
 
     #[test]
     fn bad_port_range_is_refused() {
-        let s = Settings { port_range_start: 30000, port_range_end: 20000, ..Settings::default() };
+        let s = Settings {
+            port_range_start: 30000,
+            port_range_end: 20000,
+            ..Settings::default()
+        };
         assert!(s.validate().is_err());
     }
 }

@@ -31,7 +31,9 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn from_key(key: &[u8; 32]) -> Self {
-        Self { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)) }
+        Self {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+        }
     }
 
     /// Loads the key from base64 config, or from (creating if needed) `dir/master.key`.
@@ -56,7 +58,11 @@ impl SecretBox {
                 .mode(0o600)
                 .open(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
-            f.write_all(base64::engine::general_purpose::STANDARD.encode(key).as_bytes())?;
+            f.write_all(
+                base64::engine::general_purpose::STANDARD
+                    .encode(key)
+                    .as_bytes(),
+            )?;
             f.sync_all()?;
         }
         let text = std::fs::read_to_string(&path)

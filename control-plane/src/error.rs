@@ -16,7 +16,10 @@ pub enum Error {
     Unauthorized { message: String },
     /// 403 `ForbiddenException`: not allowed (bad or missing signature, …).
     #[error("{message}")]
-    Forbidden { attribute: Option<String>, message: String },
+    Forbidden {
+        attribute: Option<String>,
+        message: String,
+    },
     /// 404 `NotFoundException`.
     #[error("{message}")]
     NotFound { attribute: String, message: String },
@@ -34,27 +37,45 @@ pub enum Error {
 
 impl Error {
     pub fn bad_request(attribute: &str, message: impl Into<String>) -> Self {
-        Self::BadRequest { attribute: attribute.to_owned(), message: message.into() }
+        Self::BadRequest {
+            attribute: attribute.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub fn not_found(attribute: &str, message: impl Into<String>) -> Self {
-        Self::NotFound { attribute: attribute.to_owned(), message: message.into() }
+        Self::NotFound {
+            attribute: attribute.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub fn conflict(attribute: &str, message: impl Into<String>) -> Self {
-        Self::Conflict { attribute: attribute.to_owned(), message: message.into() }
+        Self::Conflict {
+            attribute: attribute.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::Forbidden { attribute: None, message: message.into() }
+        Self::Forbidden {
+            attribute: None,
+            message: message.into(),
+        }
     }
 
     pub fn broker_not_found(id: &str) -> Self {
-        Self::not_found("broker-id", format!("Can't find requested broker [{id}]. Make sure your broker exists."))
+        Self::not_found(
+            "broker-id",
+            format!("Can't find requested broker [{id}]. Make sure your broker exists."),
+        )
     }
 
     pub fn internal(context: impl Into<String>, source: impl Into<anyhow::Error>) -> Self {
-        Self::Internal { context: context.into(), source: source.into() }
+        Self::Internal {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 
     /// The `errorAttribute` the caller sees, if any.

@@ -6,7 +6,11 @@ use berth::config::Settings;
 use berth::startup::Application;
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "Managed message brokers on your Docker host, Amazon MQ-compatible")]
+#[command(
+    name = "berth",
+    version,
+    about = "Managed message brokers on your Docker host, Amazon MQ-compatible"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -30,7 +34,10 @@ async fn main() -> anyhow::Result<()> {
             let app = Application::build(settings.clone()).await?;
             let url = format!("http://{}:{}", settings.listen.ip(), app.port());
             println!("Berth is up: API {url}/v1/  console {url}/  health {url}/healthz");
-            println!("Try: aws mq list-brokers --endpoint-url {url} --region {} --no-sign-request", settings.region);
+            println!(
+                "Try: aws mq list-brokers --endpoint-url {url} --region {} --no-sign-request",
+                settings.region
+            );
             app.run_until_stopped().await
         }
         Command::DatabaseUrl => {

@@ -38,15 +38,20 @@ pub async fn database_url(settings: &Settings) -> anyhow::Result<String> {
     }
     let dir = std::path::absolute(settings.data_dir.join("postgres"))?;
     tracing::info!(dir = %dir.display(), "starting embedded Postgres");
-    let pg = EmbeddedPostgres::ensure_running(&dir, None).await.context("starting embedded Postgres")?;
+    let pg = EmbeddedPostgres::ensure_running(&dir, None)
+        .await
+        .context("starting embedded Postgres")?;
     pg.create_database("berth").await?;
     Ok(pg.url("berth"))
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let runtime: Arc<dyn ContainerRuntime> =
-            Arc::new(DockerRuntime::connect().await.context("connecting to Docker")?);
+        let runtime: Arc<dyn ContainerRuntime> = Arc::new(
+            DockerRuntime::connect()
+                .await
+                .context("connecting to Docker")?,
+        );
         Self::build_with(settings, runtime, Arc::new(HttpAgentClient::default())).await
     }
 
@@ -58,8 +63,11 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let url = database_url(&settings).await?;
-        let store = DataStore::connect(&url).await.context("connecting to Postgres and migrating")?;
-        let secrets = SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
+        let store = DataStore::connect(&url)
+            .await
+            .context("connecting to Postgres and migrating")?;
+        let secrets =
+            SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
         let installation = store.installation_id().await?;
         let cancel = CancellationToken::new();
 
@@ -79,7 +87,10 @@ impl Application {
             },
             cancel.clone(),
         );
-        let (driver, nudger) = Driver::new(broker_reconciler, Duration::from_millis(settings.reconcile_interval_ms));
+        let (driver, nudger) = Driver::new(
+            broker_reconciler,
+            Duration::from_millis(settings.reconcile_interval_ms),
+        );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
 
         let app = AppContext {
@@ -96,7 +107,8 @@ impl Application {
         };
         let state = ApiState {
             app,
-            default_account: AccountId::parse(&settings.default_account_id).map_err(anyhow::Error::msg)?,
+            default_account: AccountId::parse(&settings.default_account_id)
+                .map_err(anyhow::Error::msg)?,
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -108,7 +120,12 @@ impl Application {
                 .with_graceful_shutdown(async move { server_cancel.cancelled().await })
                 .await
         });
-        Ok(Self { port, server, reconciler, cancel })
+        Ok(Self {
+            port,
+            server,
+            reconciler,
+            cancel,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -149,13 +166,19 @@ async fn shutdown_signal() {
 
 /// CPUs and memory of this host, to clamp instance limits that exceed the machine.
 fn host_capacity() -> (u32, u64) {
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<u64>().ok())
+                })
         })
         .map(|kb| kb * 1024)
         .unwrap_or(u64::MAX);

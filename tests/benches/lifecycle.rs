@@ -17,12 +17,21 @@ use berth_tests::{rabbitmq_broker, require_image, spawn_app, wait_until, RABBITM
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// True when an AMQP 0-9-1 server answers the protocol header with Connection.Start.
 async fn amqp_answers(port: u16) -> bool {
-    let Ok(Ok(mut s)) = tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(("127.0.0.1", port))).await else {
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
         return false;
     };
     if s.write_all(b"AMQP\x00\x00\x09\x01").await.is_err() {
@@ -55,31 +64,71 @@ async fn bare_start(docker: &bollard::Docker, port: u16, round: usize) -> f64 {
             nano_cpus: Some(1_000_000_000),
             port_bindings: Some(HashMap::from([(
                 "5672/tcp".to_owned(),
-                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(port.to_string()) }]),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(port.to_string()),
+                }]),
             )])),
             ..Default::default()
         }),
         ..Default::default()
     };
     let t0 = Instant::now();
-    docker.create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body).await.unwrap();
-    docker.start_container(&name, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
-    wait_until(Duration::from_secs(120), || amqp_answers(port)).await.expect("bare RabbitMQ never answered");
+    docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .unwrap();
+    docker
+        .start_container(
+            &name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(120), || amqp_answers(port))
+        .await
+        .expect("bare RabbitMQ never answered");
     let secs = t0.elapsed().as_secs_f64();
-    docker.remove_container(&name, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() })).await.unwrap();
+    docker
+        .remove_container(
+            &name,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
     secs
 }
 
 #[tokio::main]
 async fn main() {
-    let runs: usize = std::env::var("BERTH_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("BERTH_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let app = spawn_app().await;
     require_image(&app.docker).await;
     let (mut create, mut delete, mut bare) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..runs {
         let t0 = Instant::now();
-        let id = app.create_broker(&rabbitmq_broker(&format!("bench-{round}"), "bench-user", "bench-password-123")).await;
-        app.wait_for_state(&id, "RUNNING", Duration::from_secs(180)).await;
+        let id = app
+            .create_broker(&rabbitmq_broker(
+                &format!("bench-{round}"),
+                "bench-user",
+                "bench-password-123",
+            ))
+            .await;
+        app.wait_for_state(&id, "RUNNING", Duration::from_secs(180))
+            .await;
         create.push(t0.elapsed().as_secs_f64());
 
         let t1 = Instant::now();

@@ -20,7 +20,10 @@ use tokio::sync::OnceCell;
 pub const RABBITMQ_IMAGE: &str = "berth/rabbitmq:4.0";
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 static PG: OnceCell<EmbeddedPostgres> = OnceCell::const_new();
@@ -33,7 +36,9 @@ pub async fn test_postgres() -> &'static EmbeddedPostgres {
         let dir = std::env::var_os("BERTH_TEST_PG_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join("berth-test-pg"));
-        EmbeddedPostgres::ensure_running(&dir, None).await.expect("test Postgres")
+        EmbeddedPostgres::ensure_running(&dir, None)
+            .await
+            .expect("test Postgres")
     })
     .await
 }
@@ -42,7 +47,9 @@ pub async fn test_postgres() -> &'static EmbeddedPostgres {
 pub async fn fresh_database() -> String {
     let pg = test_postgres().await;
     let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
-    pg.create_database(&name).await.expect("create test database");
+    pg.create_database(&name)
+        .await
+        .expect("create test database");
     pg.url(&name)
 }
 
@@ -87,7 +94,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let runtime = DockerRuntime::connect().await.expect("Docker daemon");
-    spawn_app_on(Arc::new(runtime), Arc::new(HttpAgentClient::default()), tweak).await
+    spawn_app_on(
+        Arc::new(runtime),
+        Arc::new(HttpAgentClient::default()),
+        tweak,
+    )
+    .await
 }
 
 /// Starts Berth on the given runtime and agent probe (fakes for API-logic tests).
@@ -99,10 +111,23 @@ pub async fn spawn_app_on(
     let data_dir = tempfile::tempdir().expect("tempdir");
     let mut settings = test_settings(fresh_database().await, data_dir.path().to_path_buf());
     tweak(&mut settings);
-    let docker = DockerRuntime::connect().await.expect("Docker daemon").client().clone();
-    let app = Application::build_with(settings.clone(), runtime, agent).await.expect("build app");
+    let docker = DockerRuntime::connect()
+        .await
+        .expect("Docker daemon")
+        .client()
+        .clone();
+    let app = Application::build_with(settings.clone(), runtime, agent)
+        .await
+        .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
-    TestApp { address, http: reqwest::Client::new(), docker, settings, app: Some(app), _data_dir: data_dir }
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        docker,
+        settings,
+        app: Some(app),
+        _data_dir: data_dir,
+    }
 }
 
 impl TestApp {
@@ -113,15 +138,28 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.address)).json(body).send().await.expect("request")
+        self.http
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.address)).send().await.expect("request")
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.http.delete(format!("{}{path}", self.address)).send().await.expect("request")
+        self.http
+            .delete(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// CreateBroker; panics unless it answers 200. Returns the broker id.
@@ -148,7 +186,8 @@ impl TestApp {
 
     /// Waits until DescribeBroker answers 404.
     pub async fn wait_until_gone(&self, id: &str, timeout: Duration) {
-        wait_until(timeout, || async { self.describe(id).await.0 == 404 }).await
+        wait_until(timeout, || async { self.describe(id).await.0 == 404 })
+            .await
             .unwrap_or_else(|| panic!("broker {id} still exists after {timeout:?}"));
     }
 
@@ -158,7 +197,13 @@ impl TestApp {
     }
 }
 
-pub async fn wait_for_state_at(http: &reqwest::Client, base: &str, id: &str, state: &str, timeout: Duration) -> Value {
+pub async fn wait_for_state_at(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    state: &str,
+    timeout: Duration,
+) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let resp = http.get(format!("{base}/v1/brokers/{id}")).send().await;
@@ -200,23 +245,43 @@ where
 }
 
 pub async fn docker_objects(docker: &bollard::Docker, id: &str) -> Vec<String> {
-    use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions};
+    use bollard::query_parameters::{
+        ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    };
     let filter = std::collections::HashMap::from([(
         "label".to_owned(),
         vec![format!("berth.broker-id={id}")],
     )]);
     let mut out = Vec::new();
     for c in docker
-        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filter.clone()), ..Default::default() }))
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
         .await
         .unwrap()
     {
         out.push(format!("container {:?}", c.names));
     }
-    for v in docker.list_volumes(Some(ListVolumesOptions { filters: Some(filter.clone()) })).await.unwrap().volumes.unwrap_or_default() {
+    for v in docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filter.clone()),
+        }))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+    {
         out.push(format!("volume {}", v.name));
     }
-    for n in docker.list_networks(Some(ListNetworksOptions { filters: Some(filter) })).await.unwrap() {
+    for n in docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .unwrap()
+    {
         out.push(format!("network {:?}", n.name));
     }
     out

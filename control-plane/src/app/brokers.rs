@@ -27,7 +27,15 @@ fn required<T>(v: Option<T>, attribute: &str) -> Result<T, Error> {
     v.ok_or_else(|| Error::bad_request(attribute, format!("{attribute} is required.")))
 }
 
-const DAYS: &[&str] = &["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"];
+const DAYS: &[&str] = &[
+    "MONDAY",
+    "TUESDAY",
+    "WEDNESDAY",
+    "THURSDAY",
+    "FRIDAY",
+    "SATURDAY",
+    "SUNDAY",
+];
 
 /// Validates `maintenanceWindowStartTime`; absent → Sunday 03:00 UTC.
 fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, String), Error> {
@@ -37,17 +45,33 @@ fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, Str
     let attr = "maintenanceWindowStartTime";
     let day = required(w.day_of_week, "maintenanceWindowStartTime.dayOfWeek")?;
     if !DAYS.contains(&day.as_str()) {
-        return Err(Error::bad_request(attr, format!("{day} is not a valid dayOfWeek. Valid values: {}.", DAYS.join(", "))));
+        return Err(Error::bad_request(
+            attr,
+            format!(
+                "{day} is not a valid dayOfWeek. Valid values: {}.",
+                DAYS.join(", ")
+            ),
+        ));
     }
     let time = required(w.time_of_day, "maintenanceWindowStartTime.timeOfDay")?;
     let ok_time = chrono::NaiveTime::parse_from_str(&time, "%H:%M").is_ok() && time.len() == 5;
     if !ok_time {
-        return Err(Error::bad_request(attr, format!("timeOfDay {time} must use the 24-hour format HH:MM.")));
+        return Err(Error::bad_request(
+            attr,
+            format!("timeOfDay {time} must use the 24-hour format HH:MM."),
+        ));
     }
     let tz = w.time_zone.unwrap_or_else(|| "UTC".into());
     let valid_tz = tz == "UTC"
-        || chrono::DateTime::parse_from_str(&format!("2000-01-01 00:00 {tz}"), "%Y-%m-%d %H:%M %:z").is_ok()
-        || (tz.contains('/') && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
+        || chrono::DateTime::parse_from_str(
+            &format!("2000-01-01 00:00 {tz}"),
+            "%Y-%m-%d %H:%M %:z",
+        )
+        .is_ok()
+        || (tz.contains('/')
+            && tz
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
     if !valid_tz {
         return Err(Error::bad_request(attr, format!("timeZone {tz} is not a valid time zone (use UTC, an offset like +02:00, or Area/City).")));
     }
@@ -56,21 +80,34 @@ fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, Str
 
 pub(crate) fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
     if tags.len() > MAX_TAGS {
-        return Err(Error::bad_request("tags", format!("A resource can have at most {MAX_TAGS} tags.")));
+        return Err(Error::bad_request(
+            "tags",
+            format!("A resource can have at most {MAX_TAGS} tags."),
+        ));
     }
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 {
-            return Err(Error::bad_request("tags", "Tag keys must be between 1 and 128 characters long."));
+            return Err(Error::bad_request(
+                "tags",
+                "Tag keys must be between 1 and 128 characters long.",
+            ));
         }
         if v.chars().count() > 256 {
-            return Err(Error::bad_request("tags", "Tag values must be at most 256 characters long."));
+            return Err(Error::bad_request(
+                "tags",
+                "Tag values must be at most 256 characters long.",
+            ));
         }
     }
     Ok(())
 }
 
 /// CreateBroker: validate everything, record the desired state, wake the reconciler.
-pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerRequest) -> Result<BrokerRow, Error> {
+pub async fn broker_create(
+    ctx: &AppContext,
+    caller: &Caller,
+    req: CreateBrokerRequest,
+) -> Result<BrokerRow, Error> {
     let name = BrokerName::parse(&required(req.broker_name, "brokerName")?)?;
     let engine_type = EngineType::parse(&required(req.engine_type, "engineType")?)?;
     let mode = DeploymentMode::parse(&required(req.deployment_mode, "deploymentMode")?)?;
@@ -83,13 +120,22 @@ pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerR
             return Err(Error::bad_request("deploymentMode", "CLUSTER_MULTI_AZ is not available on this Berth installation yet; use SINGLE_INSTANCE."));
         }
         (EngineType::Rabbitmq, DeploymentMode::ActiveStandbyMultiAz) => {
-            return Err(Error::bad_request("deploymentMode", "ACTIVE_STANDBY_MULTI_AZ is only supported for engine type ACTIVEMQ."));
+            return Err(Error::bad_request(
+                "deploymentMode",
+                "ACTIVE_STANDBY_MULTI_AZ is only supported for engine type ACTIVEMQ.",
+            ));
         }
         (EngineType::Activemq, DeploymentMode::ClusterMultiAz) => {
-            return Err(Error::bad_request("deploymentMode", "CLUSTER_MULTI_AZ is only supported for engine type RABBITMQ."));
+            return Err(Error::bad_request(
+                "deploymentMode",
+                "CLUSTER_MULTI_AZ is only supported for engine type RABBITMQ.",
+            ));
         }
         (EngineType::Activemq, DeploymentMode::ActiveStandbyMultiAz) => {
-            return Err(Error::bad_request("deploymentMode", "ACTIVE_STANDBY_MULTI_AZ is not available on this Berth installation yet."));
+            return Err(Error::bad_request(
+                "deploymentMode",
+                "ACTIVE_STANDBY_MULTI_AZ is not available on this Berth installation yet.",
+            ));
         }
     }
     let instance = InstanceType::resolve(&instance_name, &version)?;
@@ -98,38 +144,69 @@ pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerR
         Some(s) => StorageType::parse(s)?,
     };
     if engine_type == EngineType::Rabbitmq && storage == StorageType::Efs {
-        return Err(Error::bad_request("storageType", "Storage type EFS is not supported for engine type RABBITMQ."));
+        return Err(Error::bad_request(
+            "storageType",
+            "Storage type EFS is not supported for engine type RABBITMQ.",
+        ));
     }
     if req.storage_size.is_some() {
-        return Err(Error::bad_request("storageSize", "storageSize can only be set for RabbitMQ CLUSTER_MULTI_AZ brokers."));
+        return Err(Error::bad_request(
+            "storageSize",
+            "storageSize can only be set for RabbitMQ CLUSTER_MULTI_AZ brokers.",
+        ));
     }
     match req.authentication_strategy.as_deref() {
         None | Some("SIMPLE") => {}
         Some("LDAP") | Some("CONFIG_MANAGED") => {
-            return Err(Error::bad_request("authenticationStrategy", "Only the SIMPLE authentication strategy is available on this Berth installation."));
+            return Err(Error::bad_request(
+                "authenticationStrategy",
+                "Only the SIMPLE authentication strategy is available on this Berth installation.",
+            ));
         }
         Some(other) => {
             return Err(Error::bad_request("authenticationStrategy", format!("{other} is not a valid authenticationStrategy. Valid values: SIMPLE, LDAP, CONFIG_MANAGED.")));
         }
     }
     if req.ldap_server_metadata.is_some() {
-        return Err(Error::bad_request("ldapServerMetadata", "LDAP server metadata requires the LDAP authentication strategy."));
+        return Err(Error::bad_request(
+            "ldapServerMetadata",
+            "LDAP server metadata requires the LDAP authentication strategy.",
+        ));
     }
     match req.data_replication_mode.as_deref() {
         None | Some("NONE") => {}
-        Some("CRDR") => return Err(Error::bad_request("dataReplicationMode", "Cross-region data replication is not available on this Berth installation.")),
-        Some(other) => return Err(Error::bad_request("dataReplicationMode", format!("{other} is not a valid dataReplicationMode. Valid values: NONE, CRDR."))),
+        Some("CRDR") => {
+            return Err(Error::bad_request(
+                "dataReplicationMode",
+                "Cross-region data replication is not available on this Berth installation.",
+            ))
+        }
+        Some(other) => {
+            return Err(Error::bad_request(
+                "dataReplicationMode",
+                format!("{other} is not a valid dataReplicationMode. Valid values: NONE, CRDR."),
+            ))
+        }
     }
     if req.configuration.is_some() {
-        return Err(Error::bad_request("configuration", "Configurations are not available on this Berth installation yet."));
+        return Err(Error::bad_request(
+            "configuration",
+            "Configurations are not available on this Berth installation yet.",
+        ));
     }
     let logs = req.logs.unwrap_or_default();
     if engine_type == EngineType::Rabbitmq && logs.audit == Some(true) {
-        return Err(Error::bad_request("logs", "Audit logs are not supported for engine type RABBITMQ."));
+        return Err(Error::bad_request(
+            "logs",
+            "Audit logs are not supported for engine type RABBITMQ.",
+        ));
     }
     if let Some(enc) = &req.encryption_options {
         if enc.use_aws_owned_key.is_none() {
-            return Err(Error::bad_request("encryptionOptions", "encryptionOptions.useAwsOwnedKey is required."));
+            return Err(Error::bad_request(
+                "encryptionOptions",
+                "encryptionOptions.useAwsOwnedKey is required.",
+            ));
         }
     }
     let (day, time, tz) = maintenance_window(req.maintenance_window_start_time)?;
@@ -137,13 +214,19 @@ pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerR
     validate_tags(&tags)?;
     if let Some(token) = &req.creator_request_id {
         if token.is_empty() || token.len() > 128 {
-            return Err(Error::bad_request("creatorRequestId", "creatorRequestId must be between 1 and 128 characters long."));
+            return Err(Error::bad_request(
+                "creatorRequestId",
+                "creatorRequestId must be between 1 and 128 characters long.",
+            ));
         }
     }
 
     let users_in = req.users.unwrap_or_default();
     if engine_type == EngineType::Rabbitmq && users_in.len() != 1 {
-        return Err(Error::bad_request("users", "A RabbitMQ broker takes exactly one administrative user at creation."));
+        return Err(Error::bad_request(
+            "users",
+            "A RabbitMQ broker takes exactly one administrative user at creation.",
+        ));
     }
     let mut users = Vec::with_capacity(users_in.len());
     for u in users_in {
@@ -155,10 +238,16 @@ pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerR
         let password = Password::parse(&required(u.password, "users.password")?, "users.password")?;
         let groups = u.groups.unwrap_or_default();
         if engine_type == EngineType::Rabbitmq && !groups.is_empty() {
-            return Err(Error::bad_request("users.groups", "Groups are not supported for engine type RABBITMQ."));
+            return Err(Error::bad_request(
+                "users.groups",
+                "Groups are not supported for engine type RABBITMQ.",
+            ));
         }
         if u.replication_user == Some(true) {
-            return Err(Error::bad_request("users.replicationUser", "Replication users require cross-region data replication, which is not available."));
+            return Err(Error::bad_request(
+                "users.replicationUser",
+                "Replication users require cross-region data replication, which is not available.",
+            ));
         }
         users.push(NewUser {
             username: username.as_str().to_owned(),
@@ -169,10 +258,16 @@ pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerR
     }
 
     if ctx.store.broker_count(caller.account.as_str()).await? >= MAX_BROKERS_PER_ACCOUNT {
-        return Err(Error::bad_request("brokerName", format!("This account already has the maximum of {MAX_BROKERS_PER_ACCOUNT} brokers.")));
+        return Err(Error::bad_request(
+            "brokerName",
+            format!("This account already has the maximum of {MAX_BROKERS_PER_ACCOUNT} brokers."),
+        ));
     }
 
-    let ports = engine::engine_ports(engine_type).iter().map(|p| (0, p.protocol)).collect();
+    let ports = engine::engine_ports(engine_type)
+        .iter()
+        .map(|p| (0, p.protocol))
+        .collect();
     let new = NewBroker {
         id: BrokerId::generate(),
         account_id: caller.account.as_str().to_owned(),
@@ -207,7 +302,11 @@ pub async fn broker_create(ctx: &AppContext, caller: &Caller, req: CreateBrokerR
     Ok(row)
 }
 
-pub async fn broker_describe(ctx: &AppContext, caller: &Caller, id: &str) -> Result<BrokerDetail, Error> {
+pub async fn broker_describe(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<BrokerDetail, Error> {
     let id = BrokerId::parse(id)?;
     let row = ctx
         .store
@@ -231,7 +330,10 @@ pub async fn broker_list(
         None | Some("") => None,
         Some(t) => Some(decode_token(t)?),
     };
-    let mut rows = ctx.store.broker_list(caller.account.as_str(), after.as_ref(), limit + 1).await?;
+    let mut rows = ctx
+        .store
+        .broker_list(caller.account.as_str(), after.as_ref(), limit + 1)
+        .await?;
     let next = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| encode_token(&r.id))
@@ -246,7 +348,10 @@ pub(crate) fn parse_max_results(v: Option<&str>) -> Result<i64, Error> {
         None => Ok(20),
         Some(s) => match s.parse::<i64>() {
             Ok(n) if (1..=100).contains(&n) => Ok(n),
-            _ => Err(Error::bad_request("maxResults", "maxResults must be an integer between 1 and 100.")),
+            _ => Err(Error::bad_request(
+                "maxResults",
+                "maxResults must be an integer between 1 and 100.",
+            )),
         },
     }
 }
@@ -257,7 +362,9 @@ fn encode_token(id: &str) -> String {
 
 fn decode_token(t: &str) -> Result<BrokerId, Error> {
     let bad = || Error::bad_request("nextToken", "The nextToken is not valid.");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .map_err(|_| bad())?;
     let s = String::from_utf8(raw).map_err(|_| bad())?;
     BrokerId::parse(&s).map_err(|_| bad())
 }
@@ -278,7 +385,9 @@ pub async fn broker_delete(ctx: &AppContext, caller: &Caller, id: &str) -> Resul
         BrokerState::CriticalActionRequired,
     ];
     if row.state() != BrokerState::DeletionInProgress {
-        ctx.store.broker_transition(&id, &from, BrokerState::DeletionInProgress, None).await?;
+        ctx.store
+            .broker_transition(&id, &from, BrokerState::DeletionInProgress, None)
+            .await?;
         tracing::info!(broker = %id, "broker deletion requested");
     }
     ctx.nudger.nudge();
@@ -286,11 +395,18 @@ pub async fn broker_delete(ctx: &AppContext, caller: &Caller, id: &str) -> Resul
 }
 
 pub fn broker_arn(region: &str, row: &BrokerRow) -> String {
-    format!("arn:aws:mq:{region}:{}:broker:{}:{}", row.account_id, row.name, row.id)
+    format!(
+        "arn:aws:mq:{region}:{}:broker:{}:{}",
+        row.account_id, row.name, row.id
+    )
 }
 
 /// The DescribeBroker view.
-pub fn describe_view(ctx: &AppContext, caller: &Caller, d: &BrokerDetail) -> views::DescribeBrokerResponse {
+pub fn describe_view(
+    ctx: &AppContext,
+    caller: &Caller,
+    d: &BrokerDetail,
+) -> views::DescribeBrokerResponse {
     let row = &d.row;
     let engine_type = EngineType::from_db(&row.engine_type);
     let state = row.state();
@@ -299,7 +415,12 @@ pub fn describe_view(ctx: &AppContext, caller: &Caller, d: &BrokerDetail) -> vie
         BrokerState::Running | BrokerState::RebootInProgress | BrokerState::CriticalActionRequired
     );
     let host = &ctx.advertised_host;
-    let port_of = |proto: &str| d.ports.iter().find(|p| p.node == 0 && p.protocol == proto).map(|p| p.host_port);
+    let port_of = |proto: &str| {
+        d.ports
+            .iter()
+            .find(|p| p.node == 0 && p.protocol == proto)
+            .map(|p| p.host_port)
+    };
     let broker_instances = if show_instances {
         let endpoints = engine::engine_ports(engine_type)
             .iter()
@@ -331,10 +452,14 @@ pub fn describe_view(ctx: &AppContext, caller: &Caller, d: &BrokerDetail) -> vie
         broker_instances,
         broker_name: row.name.clone(),
         broker_state: state.as_wire().to_owned(),
-        configurations: views::Configurations { history: Vec::new() },
+        configurations: views::Configurations {
+            history: Vec::new(),
+        },
         created: views::timestamp(row.created_at),
         deployment_mode: row.deployment_mode.clone(),
-        encryption_options: views::EncryptionOptions { use_aws_owned_key: true },
+        encryption_options: views::EncryptionOptions {
+            use_aws_owned_key: true,
+        },
         engine_type: row.engine_type.clone(),
         engine_version: row.engine_version.clone(),
         host_instance_type: row.host_instance_type.clone(),
@@ -352,7 +477,13 @@ pub fn describe_view(ctx: &AppContext, caller: &Caller, d: &BrokerDetail) -> vie
         storage_type: row.storage_type.clone(),
         subnet_ids: Vec::new(),
         tags: row.tags.0.clone(),
-        users: d.users.iter().map(|u| views::UserSummary { username: u.username.clone() }).collect(),
+        users: d
+            .users
+            .iter()
+            .map(|u| views::UserSummary {
+                username: u.username.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -378,7 +509,10 @@ mod tests {
         assert_eq!(parse_max_results(None).unwrap(), 20);
         assert_eq!(parse_max_results(Some("100")).unwrap(), 100);
         for bad in ["0", "101", "x", "-1"] {
-            assert_eq!(parse_max_results(Some(bad)).unwrap_err().attribute(), Some("maxResults"));
+            assert_eq!(
+                parse_max_results(Some(bad)).unwrap_err().attribute(),
+                Some("maxResults")
+            );
         }
     }
 
@@ -386,7 +520,10 @@ mod tests {
     fn page_tokens_round_trip() {
         let id = BrokerId::generate();
         assert_eq!(decode_token(&encode_token(id.as_str())).unwrap(), id);
-        assert_eq!(decode_token("!!").unwrap_err().attribute(), Some("nextToken"));
+        assert_eq!(
+            decode_token("!!").unwrap_err().attribute(),
+            Some("nextToken")
+        );
     }
 
     #[test]

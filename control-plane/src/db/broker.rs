@@ -37,11 +37,18 @@ impl DataStore {
     /// allocated under a table lock so concurrent creates never share one.
     pub async fn broker_create(&self, new: NewBroker, pool: &PortPool) -> Result<Created, Error> {
         if let Some(token) = &new.creator_request_id {
-            if let Some(existing) = self.broker_fetch_by_request_id(&new.account_id, token).await? {
+            if let Some(existing) = self
+                .broker_fetch_by_request_id(&new.account_id, token)
+                .await?
+            {
                 return Ok(Created::Existing(existing));
             }
         }
-        let mut tx = self.pool.begin().await.context_internal("begin broker_create")?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context_internal("begin broker_create")?;
         let insert = sqlx::query(
             "INSERT INTO brokers (id, account_id, name, engine_type, engine_version, deployment_mode, \
              host_instance_type, storage_type, authentication_strategy, publicly_accessible, \
@@ -81,9 +88,14 @@ impl DataStore {
             if is_unique_violation(&e, "brokers_creator_request_id_key") {
                 drop(tx);
                 let existing = self
-                    .broker_fetch_by_request_id(&new.account_id, new.creator_request_id.as_deref().unwrap_or_default())
+                    .broker_fetch_by_request_id(
+                        &new.account_id,
+                        new.creator_request_id.as_deref().unwrap_or_default(),
+                    )
                     .await?
-                    .ok_or_else(|| Error::internal("creator request id raced", anyhow::anyhow!("vanished")))?;
+                    .ok_or_else(|| {
+                        Error::internal("creator request id raced", anyhow::anyhow!("vanished"))
+                    })?;
                 return Ok(Created::Existing(existing));
             }
             return Err(Error::internal("inserting broker", e));
@@ -122,14 +134,20 @@ impl DataStore {
                 .context_internal("inserting broker port")?;
         }
         tx.commit().await.context_internal("commit broker_create")?;
-        let row = self
-            .broker_fetch_unscoped(&new.id)
-            .await?
-            .ok_or_else(|| Error::internal("broker vanished after insert", anyhow::anyhow!("{}", new.id)))?;
+        let row = self.broker_fetch_unscoped(&new.id).await?.ok_or_else(|| {
+            Error::internal(
+                "broker vanished after insert",
+                anyhow::anyhow!("{}", new.id),
+            )
+        })?;
         Ok(Created::New(row))
     }
 
-    async fn broker_fetch_by_request_id(&self, account: &str, token: &str) -> Result<Option<BrokerRow>, Error> {
+    async fn broker_fetch_by_request_id(
+        &self,
+        account: &str,
+        token: &str,
+    ) -> Result<Option<BrokerRow>, Error> {
         sqlx::query_as(&format!(
             "SELECT {BROKER_COLUMNS} FROM brokers WHERE account_id = $1 AND creator_request_id = $2"
         ))
@@ -141,22 +159,30 @@ impl DataStore {
     }
 
     /// A broker as its owner sees it; another account's broker is simply absent.
-    pub async fn broker_fetch(&self, account: &str, id: &BrokerId) -> Result<Option<BrokerRow>, Error> {
-        sqlx::query_as(&format!("SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1 AND account_id = $2"))
-            .bind(id.as_str())
-            .bind(account)
-            .fetch_optional(&self.pool)
-            .await
-            .context_internal("fetching broker")
+    pub async fn broker_fetch(
+        &self,
+        account: &str,
+        id: &BrokerId,
+    ) -> Result<Option<BrokerRow>, Error> {
+        sqlx::query_as(&format!(
+            "SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1 AND account_id = $2"
+        ))
+        .bind(id.as_str())
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await
+        .context_internal("fetching broker")
     }
 
     /// A broker regardless of owner: for the reconciler only.
     pub async fn broker_fetch_unscoped(&self, id: &BrokerId) -> Result<Option<BrokerRow>, Error> {
-        sqlx::query_as(&format!("SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .context_internal("fetching broker")
+        sqlx::query_as(&format!(
+            "SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context_internal("fetching broker")
     }
 
     /// One page of an account's brokers in creation order, after broker `after`.
@@ -180,12 +206,14 @@ impl DataStore {
     }
 
     pub async fn broker_exists(&self, account: &str, id: &BrokerId) -> Result<bool, Error> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM brokers WHERE id = $1 AND account_id = $2)")
-            .bind(id.as_str())
-            .bind(account)
-            .fetch_one(&self.pool)
-            .await
-            .context_internal("checking broker")
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM brokers WHERE id = $1 AND account_id = $2)",
+        )
+        .bind(id.as_str())
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await
+        .context_internal("checking broker")
     }
 
     pub async fn broker_count(&self, account: &str) -> Result<i64, Error> {
@@ -300,7 +328,11 @@ mod tests {
 
     #[test]
     fn chooses_distinct_unused_ports() {
-        let pool = PortPool { publish_host: "127.0.0.1".into(), start: 40100, end: 40109 };
+        let pool = PortPool {
+            publish_host: "127.0.0.1".into(),
+            start: 40100,
+            end: 40109,
+        };
         let used: HashSet<i32> = [40100, 40101].into_iter().collect();
         let ports = choose_ports(&pool, &used, 8).unwrap();
         let set: HashSet<u16> = ports.iter().copied().collect();

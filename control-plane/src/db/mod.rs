@@ -45,7 +45,10 @@ impl DataStore {
     }
 
     pub async fn ping(&self) -> Result<(), Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.context_internal("database ping")?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context_internal("database ping")?;
         Ok(())
     }
 }

@@ -150,19 +150,84 @@ const BOTH: &[EngineType] = &[EngineType::Activemq, EngineType::Rabbitmq];
 
 /// Amazon MQ's instance types (anchors.md §A1).
 pub const INSTANCE_TYPES: &[InstanceType] = &[
-    InstanceType { name: "mq.t3.micro", vcpus: 2, memory_gib: 1, engines: BOTH },
-    InstanceType { name: "mq.m5.large", vcpus: 2, memory_gib: 8, engines: BOTH },
-    InstanceType { name: "mq.m5.xlarge", vcpus: 4, memory_gib: 16, engines: BOTH },
-    InstanceType { name: "mq.m5.2xlarge", vcpus: 8, memory_gib: 32, engines: BOTH },
-    InstanceType { name: "mq.m5.4xlarge", vcpus: 16, memory_gib: 64, engines: BOTH },
-    InstanceType { name: "mq.m7g.medium", vcpus: 1, memory_gib: 4, engines: RMQ },
-    InstanceType { name: "mq.m7g.large", vcpus: 2, memory_gib: 8, engines: RMQ },
-    InstanceType { name: "mq.m7g.xlarge", vcpus: 4, memory_gib: 16, engines: RMQ },
-    InstanceType { name: "mq.m7g.2xlarge", vcpus: 8, memory_gib: 32, engines: RMQ },
-    InstanceType { name: "mq.m7g.4xlarge", vcpus: 16, memory_gib: 64, engines: RMQ },
-    InstanceType { name: "mq.m7g.8xlarge", vcpus: 32, memory_gib: 128, engines: RMQ },
-    InstanceType { name: "mq.m7g.12xlarge", vcpus: 48, memory_gib: 192, engines: RMQ },
-    InstanceType { name: "mq.m7g.16xlarge", vcpus: 64, memory_gib: 256, engines: RMQ },
+    InstanceType {
+        name: "mq.t3.micro",
+        vcpus: 2,
+        memory_gib: 1,
+        engines: BOTH,
+    },
+    InstanceType {
+        name: "mq.m5.large",
+        vcpus: 2,
+        memory_gib: 8,
+        engines: BOTH,
+    },
+    InstanceType {
+        name: "mq.m5.xlarge",
+        vcpus: 4,
+        memory_gib: 16,
+        engines: BOTH,
+    },
+    InstanceType {
+        name: "mq.m5.2xlarge",
+        vcpus: 8,
+        memory_gib: 32,
+        engines: BOTH,
+    },
+    InstanceType {
+        name: "mq.m5.4xlarge",
+        vcpus: 16,
+        memory_gib: 64,
+        engines: BOTH,
+    },
+    InstanceType {
+        name: "mq.m7g.medium",
+        vcpus: 1,
+        memory_gib: 4,
+        engines: RMQ,
+    },
+    InstanceType {
+        name: "mq.m7g.large",
+        vcpus: 2,
+        memory_gib: 8,
+        engines: RMQ,
+    },
+    InstanceType {
+        name: "mq.m7g.xlarge",
+        vcpus: 4,
+        memory_gib: 16,
+        engines: RMQ,
+    },
+    InstanceType {
+        name: "mq.m7g.2xlarge",
+        vcpus: 8,
+        memory_gib: 32,
+        engines: RMQ,
+    },
+    InstanceType {
+        name: "mq.m7g.4xlarge",
+        vcpus: 16,
+        memory_gib: 64,
+        engines: RMQ,
+    },
+    InstanceType {
+        name: "mq.m7g.8xlarge",
+        vcpus: 32,
+        memory_gib: 128,
+        engines: RMQ,
+    },
+    InstanceType {
+        name: "mq.m7g.12xlarge",
+        vcpus: 48,
+        memory_gib: 192,
+        engines: RMQ,
+    },
+    InstanceType {
+        name: "mq.m7g.16xlarge",
+        vcpus: 64,
+        memory_gib: 256,
+        engines: RMQ,
+    },
 ];
 
 impl InstanceType {

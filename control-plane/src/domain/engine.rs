@@ -17,13 +17,48 @@ pub struct EnginePort {
 }
 
 const RABBITMQ_PORTS: &[EnginePort] = &[
-    EnginePort { protocol: "amqp", container_port: 5672, scheme: Some("amqp"), path: "" },
-    EnginePort { protocol: "mqtt", container_port: 1883, scheme: Some("mqtt"), path: "" },
-    EnginePort { protocol: "stomp", container_port: 61613, scheme: Some("stomp"), path: "" },
-    EnginePort { protocol: "web-stomp", container_port: 15674, scheme: Some("ws"), path: "/ws" },
-    EnginePort { protocol: "web-mqtt", container_port: 15675, scheme: Some("ws"), path: "/ws" },
-    EnginePort { protocol: "console", container_port: 15672, scheme: None, path: "" },
-    EnginePort { protocol: AGENT_PROTOCOL, container_port: broker_agent::spec::AGENT_PORT, scheme: None, path: "" },
+    EnginePort {
+        protocol: "amqp",
+        container_port: 5672,
+        scheme: Some("amqp"),
+        path: "",
+    },
+    EnginePort {
+        protocol: "mqtt",
+        container_port: 1883,
+        scheme: Some("mqtt"),
+        path: "",
+    },
+    EnginePort {
+        protocol: "stomp",
+        container_port: 61613,
+        scheme: Some("stomp"),
+        path: "",
+    },
+    EnginePort {
+        protocol: "web-stomp",
+        container_port: 15674,
+        scheme: Some("ws"),
+        path: "/ws",
+    },
+    EnginePort {
+        protocol: "web-mqtt",
+        container_port: 15675,
+        scheme: Some("ws"),
+        path: "/ws",
+    },
+    EnginePort {
+        protocol: "console",
+        container_port: 15672,
+        scheme: None,
+        path: "",
+    },
+    EnginePort {
+        protocol: AGENT_PROTOCOL,
+        container_port: broker_agent::spec::AGENT_PORT,
+        scheme: None,
+        path: "",
+    },
 ];
 
 /// Protocol name of the agent's API port.

@@ -96,7 +96,14 @@ mod tests {
 
     #[test]
     fn wire_round_trip() {
-        for s in [CreationInProgress, CreationFailed, DeletionInProgress, Running, RebootInProgress, CriticalActionRequired] {
+        for s in [
+            CreationInProgress,
+            CreationFailed,
+            DeletionInProgress,
+            Running,
+            RebootInProgress,
+            CriticalActionRequired,
+        ] {
             assert_eq!(super::BrokerState::from_db(s.as_wire()), s);
         }
     }

@@ -11,7 +11,13 @@ use crate::error::Error;
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = Error;
 
-    async fn from_request_parts(_parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        Ok(Caller { account: state.default_account.clone(), region: state.app.region.clone() })
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller {
+            account: state.default_account.clone(),
+            region: state.app.region.clone(),
+        })
     }
 }

@@ -10,7 +10,6 @@ pub fn parse_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, Erro
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Error::bad_request("body", format!("The request body is not valid: {e}."))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request("body", format!("The request body is not valid: {e}.")))
 }

@@ -29,7 +29,10 @@ impl IntoResponse for Error {
             Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "ForbiddenException"),
             Error::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFoundException"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "ConflictException"),
-            Error::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException"),
+            Error::Internal { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+            ),
         };
         let message = match &self {
             Error::Internal { context, source } => {
@@ -38,9 +41,13 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody { error_attribute: self.attribute(), message: &message };
+        let body = ErrorBody {
+            error_attribute: self.attribute(),
+            message: &message,
+        };
         let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut().insert(ERROR_TYPE_HEADER, HeaderValue::from_static(kind));
+        resp.headers_mut()
+            .insert(ERROR_TYPE_HEADER, HeaderValue::from_static(kind));
         resp
     }
 }

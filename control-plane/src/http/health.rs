@@ -12,6 +12,15 @@ pub async fn healthz(State(state): State<ApiState>) -> (StatusCode, Json<Value>)
     let db = state.app.store.ping().await.is_ok();
     let reconciler = state.app.nudger.is_up();
     let ok = db && reconciler;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "status": if ok { "ok" } else { "starting" }, "database": db, "reconciler": reconciler })))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({ "status": if ok { "ok" } else { "starting" }, "database": db, "reconciler": reconciler }),
+        ),
+    )
 }

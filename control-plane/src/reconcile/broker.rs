@@ -61,7 +61,15 @@ impl BrokerReconciler {
         config: ReconcilerConfig,
         cancel: CancellationToken,
     ) -> Self {
-        Self { store, runtime, agent, secrets, installation, config, cancel }
+        Self {
+            store,
+            runtime,
+            agent,
+            secrets,
+            installation,
+            config,
+            cancel,
+        }
     }
 
     pub fn store(&self) -> &DataStore {
@@ -105,7 +113,9 @@ impl BrokerReconciler {
             }
             BrokerState::CreationFailed => {
                 // Keep the data for inspection, but don't leave the engine running.
-                self.runtime.stop_container(&engine::container_name(id, 0), 30).await?;
+                self.runtime
+                    .stop_container(&engine::container_name(id, 0), 30)
+                    .await?;
                 Ok(StepOutcome::Stable)
             }
             BrokerState::CreationInProgress => self.step_creating(&row).await,
@@ -125,12 +135,14 @@ impl BrokerReconciler {
         match self.ensure_up(row).await {
             Ok(()) => {}
             Err(RuntimeError::ImageMissing(image)) => {
-                let reason = format!("Engine image {image} is not built on this host; run `make images`.");
+                let reason =
+                    format!("Engine image {image} is not built on this host; run `make images`.");
                 self.fail_creation(&id, &reason).await?;
                 return Ok(StepOutcome::Stable);
             }
             Err(e) if deadline_passed => {
-                self.fail_creation(&id, &format!("Could not start the broker: {e}")).await?;
+                self.fail_creation(&id, &format!("Could not start the broker: {e}"))
+                    .await?;
                 return Ok(StepOutcome::Stable);
             }
             Err(e) => return Err(e.into()),
@@ -140,7 +152,12 @@ impl BrokerReconciler {
             Ok(EngineState::Ready) => {
                 if self
                     .store
-                    .broker_transition(&id, &[BrokerState::CreationInProgress], BrokerState::Running, None)
+                    .broker_transition(
+                        &id,
+                        &[BrokerState::CreationInProgress],
+                        BrokerState::Running,
+                        None,
+                    )
                     .await?
                 {
                     tracing::info!(broker = %id, "broker is RUNNING");
@@ -148,7 +165,8 @@ impl BrokerReconciler {
                 Ok(StepOutcome::Stable)
             }
             Ok(EngineState::Failed) => {
-                self.fail_creation(&id, "The broker agent could not start the engine.").await?;
+                self.fail_creation(&id, "The broker agent could not start the engine.")
+                    .await?;
                 Ok(StepOutcome::Stable)
             }
             other if deadline_passed => {
@@ -170,11 +188,18 @@ impl BrokerReconciler {
     async fn fail_creation(&self, id: &BrokerId, reason: &str) -> anyhow::Result<()> {
         if self
             .store
-            .broker_transition(id, &[BrokerState::CreationInProgress], BrokerState::CreationFailed, Some(reason))
+            .broker_transition(
+                id,
+                &[BrokerState::CreationInProgress],
+                BrokerState::CreationFailed,
+                Some(reason),
+            )
             .await?
         {
             tracing::warn!(broker = %id, reason, "broker creation failed");
-            self.runtime.stop_container(&engine::container_name(id, 0), 30).await?;
+            self.runtime
+                .stop_container(&engine::container_name(id, 0), 30)
+                .await?;
         }
         Ok(())
     }
@@ -191,7 +216,10 @@ impl BrokerReconciler {
             h => h,
         };
         let token = self.secrets.open(&row.agent_token_enc)?;
-        let report = self.agent.health(&format!("http://{host}:{}", port.host_port), &token).await?;
+        let report = self
+            .agent
+            .health(&format!("http://{host}:{}", port.host_port), &token)
+            .await?;
         Ok(report.state)
     }
 
@@ -210,14 +238,25 @@ impl BrokerReconciler {
     /// Ensures network, volume and container exist and the container runs.
     async fn ensure_up(&self, row: &BrokerRow) -> Result<(), RuntimeError> {
         let id = row.broker_id();
-        let spec = self.container_spec(row).await.map_err(|e| RuntimeError::Failed {
-            context: "building container spec".into(),
-            message: format!("{e:#}"),
-        })?;
-        self.runtime.ensure_network(&spec.network, &self.labels(&id, None)).await?;
-        self.runtime.ensure_volume(&spec.volume.0, &self.labels(&id, Some(0))).await?;
+        let spec = self
+            .container_spec(row)
+            .await
+            .map_err(|e| RuntimeError::Failed {
+                context: "building container spec".into(),
+                message: format!("{e:#}"),
+            })?;
+        self.runtime
+            .ensure_network(&spec.network, &self.labels(&id, None))
+            .await?;
+        self.runtime
+            .ensure_volume(&spec.volume.0, &self.labels(&id, Some(0)))
+            .await?;
         self.runtime.ensure_container(&spec).await?;
-        let running = self.runtime.container_status(&spec.name).await?.is_some_and(|s| s.running);
+        let running = self
+            .runtime
+            .container_status(&spec.name)
+            .await?
+            .is_some_and(|s| s.running);
         if !running {
             tracing::info!(broker = %id, container = %spec.name, "starting container");
             self.runtime.start_container(&spec.name).await?;
@@ -272,7 +311,10 @@ impl BrokerReconciler {
             nano_cpus: i64::from(cpus) * 1_000_000_000,
             ports: published,
             publish_host: self.config.publish_host.clone(),
-            volume: (engine::volume_name(&id, 0), engine::data_dir(engine_type).to_owned()),
+            volume: (
+                engine::volume_name(&id, 0),
+                engine::data_dir(engine_type).to_owned(),
+            ),
             files: vec![ContainerFile {
                 path: SPEC_PATH.to_owned(),
                 contents: serde_json::to_vec(&agent_spec)?,
@@ -286,8 +328,12 @@ impl BrokerReconciler {
         let name = engine::container_name(id, 0);
         self.runtime.stop_container(&name, 30).await?;
         self.runtime.remove_container(&name).await?;
-        self.runtime.remove_volume(&engine::volume_name(id, 0)).await?;
-        self.runtime.remove_network(&engine::network_name(id)).await?;
+        self.runtime
+            .remove_volume(&engine::volume_name(id, 0))
+            .await?;
+        self.runtime
+            .remove_network(&engine::network_name(id))
+            .await?;
         Ok(())
     }
 
@@ -297,9 +343,17 @@ impl BrokerReconciler {
         // List objects first: any object belongs to a row created before it, so a row
         // missing from the later id list really is gone.
         let objects = self.runtime.list_managed(&self.installation).await?;
-        let ids: std::collections::HashSet<String> =
-            self.store.broker_ids_all().await?.into_iter().map(|i| i.to_string()).collect();
-        let mut orphans: Vec<_> = objects.into_iter().filter(|o| !ids.contains(&o.broker_id)).collect();
+        let ids: std::collections::HashSet<String> = self
+            .store
+            .broker_ids_all()
+            .await?
+            .into_iter()
+            .map(|i| i.to_string())
+            .collect();
+        let mut orphans: Vec<_> = objects
+            .into_iter()
+            .filter(|o| !ids.contains(&o.broker_id))
+            .collect();
         // Containers before volumes and networks they use.
         orphans.sort_by_key(|o| match o.kind {
             ObjectKind::Container => 0,

@@ -69,7 +69,7 @@ impl Driver {
         let mut sweeps: u64 = 0;
         loop {
             self.sweep().await;
-            if sweeps % 30 == 0 {
+            if sweeps.is_multiple_of(30) {
                 if let Err(e) = self.inner.collect_garbage().await {
                     tracing::warn!(error = %format!("{e:#}"), "garbage collection failed");
                 }

@@ -53,11 +53,15 @@ fn status_of(e: &BollardError) -> Option<u16> {
 
 fn failed(context: impl Into<String>, e: BollardError) -> RuntimeError {
     match e {
-        BollardError::DockerResponseServerError { message, .. } => {
-            RuntimeError::Failed { context: context.into(), message }
-        }
+        BollardError::DockerResponseServerError { message, .. } => RuntimeError::Failed {
+            context: context.into(),
+            message,
+        },
         other if status_of(&other).is_none() => RuntimeError::Unavailable(other.to_string()),
-        other => RuntimeError::Failed { context: context.into(), message: other.to_string() },
+        other => RuntimeError::Failed {
+            context: context.into(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -82,7 +86,10 @@ fn files_tar(spec: &ContainerSpec) -> RuntimeResult<Vec<u8>> {
                 h.set_gid(0);
                 builder
                     .append_data(&mut h, &acc, std::io::empty())
-                    .map_err(|e| RuntimeError::Failed { context: "tar".into(), message: e.to_string() })?;
+                    .map_err(|e| RuntimeError::Failed {
+                        context: "tar".into(),
+                        message: e.to_string(),
+                    })?;
             }
         }
         let mut h = tar::Header::new_gnu();
@@ -93,17 +100,25 @@ fn files_tar(spec: &ContainerSpec) -> RuntimeResult<Vec<u8>> {
         h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
         builder
             .append_data(&mut h, rel, f.contents.as_slice())
-            .map_err(|e| RuntimeError::Failed { context: "tar".into(), message: e.to_string() })?;
+            .map_err(|e| RuntimeError::Failed {
+                context: "tar".into(),
+                message: e.to_string(),
+            })?;
     }
-    builder
-        .into_inner()
-        .map_err(|e| RuntimeError::Failed { context: "tar".into(), message: e.to_string() })
+    builder.into_inner().map_err(|e| RuntimeError::Failed {
+        context: "tar".into(),
+        message: e.to_string(),
+    })
 }
 
 #[async_trait]
 impl ContainerRuntime for DockerRuntime {
     async fn ping(&self) -> RuntimeResult<()> {
-        self.docker.ping().await.map(|_| ()).map_err(|e| RuntimeError::Unavailable(e.to_string()))
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))
     }
 
     async fn image_id(&self, image: &str) -> RuntimeResult<Option<String>> {
@@ -114,8 +129,19 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()> {
-        match self.docker.inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+    async fn ensure_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()> {
+        match self
+            .docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(failed(format!("inspecting network {name}"), e)),
@@ -133,7 +159,11 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()> {
+    async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()> {
         let req = VolumeCreateRequest {
             name: Some(name.to_owned()),
             labels: Some(labels.clone()),
@@ -182,7 +212,10 @@ impl ContainerRuntime for DockerRuntime {
             let mut endpoints = HashMap::new();
             endpoints.insert(
                 spec.network.clone(),
-                EndpointSettings { aliases: Some(vec![spec.hostname.clone()]), ..Default::default() },
+                EndpointSettings {
+                    aliases: Some(vec![spec.hostname.clone()]),
+                    ..Default::default()
+                },
             );
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
@@ -190,11 +223,16 @@ impl ContainerRuntime for DockerRuntime {
                 labels: Some(spec.labels.clone()),
                 exposed_ports: Some(exposed),
                 host_config: Some(host_config),
-                networking_config: Some(NetworkingConfig { endpoints_config: Some(endpoints) }),
+                networking_config: Some(NetworkingConfig {
+                    endpoints_config: Some(endpoints),
+                }),
                 stop_timeout: Some(30),
                 ..Default::default()
             };
-            let opts = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
+            let opts = CreateContainerOptions {
+                name: Some(spec.name.clone()),
+                ..Default::default()
+            };
             match self.docker.create_container(Some(opts), body).await {
                 Ok(_) => {}
                 Err(e) if status_of(&e) == Some(409) => {}
@@ -205,7 +243,10 @@ impl ContainerRuntime for DockerRuntime {
         }
         if !spec.files.is_empty() {
             let tar = files_tar(spec)?;
-            let opts = UploadToContainerOptions { path: "/".into(), ..Default::default() };
+            let opts = UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
             self.docker
                 .upload_to_container(&spec.name, Some(opts), bollard::body_full(tar.into()))
                 .await
@@ -215,7 +256,14 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn container_status(&self, name: &str) -> RuntimeResult<Option<ContainerStatus>> {
-        match self.docker.inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>).await {
+        match self
+            .docker
+            .inspect_container(
+                name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
                 Ok(Some(ContainerStatus {
@@ -231,7 +279,14 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {
-        match self.docker.start_container(name, None::<bollard::query_parameters::StartContainerOptions>).await {
+        match self
+            .docker
+            .start_container(
+                name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(304) => Ok(()),
             Err(e) => Err(failed(format!("starting container {name}"), e)),
@@ -239,7 +294,10 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn stop_container(&self, name: &str, grace_secs: i64) -> RuntimeResult<()> {
-        let opts = StopContainerOptions { t: Some(grace_secs as i32), signal: None };
+        let opts = StopContainerOptions {
+            t: Some(grace_secs as i32),
+            signal: None,
+        };
         match self.docker.stop_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if matches!(status_of(&e), Some(304) | Some(404)) => Ok(()),
@@ -248,7 +306,11 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
-        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
@@ -258,7 +320,11 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
-        match self.docker.remove_volume(name, Some(RemoveVolumeOptions { force: true })).await {
+        match self
+            .docker
+            .remove_volume(name, Some(RemoveVolumeOptions { force: true }))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
             Err(e) => Err(failed(format!("removing volume {name}"), e)),
@@ -281,35 +347,59 @@ impl ContainerRuntime for DockerRuntime {
         let mut out = Vec::new();
         let containers = self
             .docker
-            .list_containers(Some(ListContainersOptions { all: true, filters: Some(filter.clone()), ..Default::default() }))
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filter.clone()),
+                ..Default::default()
+            }))
             .await
             .map_err(|e| failed("listing containers", e))?;
         for c in containers {
             let labels = c.labels.unwrap_or_default();
-            let name = c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_owned());
+            let name = c
+                .names
+                .unwrap_or_default()
+                .first()
+                .map(|n| n.trim_start_matches('/').to_owned());
             if let (Some(name), Some(b)) = (name, labels.get(LABEL_BROKER)) {
-                out.push(ManagedObject { kind: ObjectKind::Container, name, broker_id: b.clone() });
+                out.push(ManagedObject {
+                    kind: ObjectKind::Container,
+                    name,
+                    broker_id: b.clone(),
+                });
             }
         }
         let volumes = self
             .docker
-            .list_volumes(Some(ListVolumesOptions { filters: Some(filter.clone()) }))
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filter.clone()),
+            }))
             .await
             .map_err(|e| failed("listing volumes", e))?;
         for v in volumes.volumes.unwrap_or_default() {
             if let Some(b) = v.labels.get(LABEL_BROKER) {
-                out.push(ManagedObject { kind: ObjectKind::Volume, name: v.name.clone(), broker_id: b.clone() });
+                out.push(ManagedObject {
+                    kind: ObjectKind::Volume,
+                    name: v.name.clone(),
+                    broker_id: b.clone(),
+                });
             }
         }
         let networks = self
             .docker
-            .list_networks(Some(ListNetworksOptions { filters: Some(filter) }))
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filter),
+            }))
             .await
             .map_err(|e| failed("listing networks", e))?;
         for n in networks {
             let labels = n.labels.unwrap_or_default();
             if let (Some(name), Some(b)) = (n.name, labels.get(LABEL_BROKER)) {
-                out.push(ManagedObject { kind: ObjectKind::Network, name, broker_id: b.clone() });
+                out.push(ManagedObject {
+                    kind: ObjectKind::Network,
+                    name,
+                    broker_id: b.clone(),
+                });
             }
         }
         Ok(out)

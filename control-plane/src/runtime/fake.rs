@@ -45,7 +45,12 @@ impl FakeRuntime {
     }
 
     pub fn container_spec(&self, name: &str) -> Option<ContainerSpec> {
-        self.state.lock().unwrap().containers.get(name).map(|(s, _)| s.clone())
+        self.state
+            .lock()
+            .unwrap()
+            .containers
+            .get(name)
+            .map(|(s, _)| s.clone())
     }
 
     /// Simulates the container dying (or `docker stop` from outside).
@@ -65,7 +70,10 @@ impl FakeRuntime {
         s.calls.push(op.to_owned());
         if let Some(i) = s.fail_next.iter().position(|f| f == op) {
             s.fail_next.remove(i);
-            return Err(RuntimeError::Failed { context: op.into(), message: "injected failure".into() });
+            return Err(RuntimeError::Failed {
+                context: op.into(),
+                message: "injected failure".into(),
+            });
         }
         Ok(s)
     }
@@ -79,18 +87,33 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn image_id(&self, image: &str) -> RuntimeResult<Option<String>> {
         let s = self.enter("image_id")?;
-        Ok(s.images.iter().any(|i| i == image).then(|| format!("sha256:{image}")))
+        Ok(s.images
+            .iter()
+            .any(|i| i == image)
+            .then(|| format!("sha256:{image}")))
     }
 
-    async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()> {
+    async fn ensure_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()> {
         let mut s = self.enter("ensure_network")?;
-        s.networks.entry(name.to_owned()).or_insert_with(|| labels.clone());
+        s.networks
+            .entry(name.to_owned())
+            .or_insert_with(|| labels.clone());
         Ok(())
     }
 
-    async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()> {
+    async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()> {
         let mut s = self.enter("ensure_volume")?;
-        s.volumes.entry(name.to_owned()).or_insert_with(|| labels.clone());
+        s.volumes
+            .entry(name.to_owned())
+            .or_insert_with(|| labels.clone());
         Ok(())
     }
 
@@ -101,19 +124,22 @@ impl ContainerRuntime for FakeRuntime {
         }
         let running = s.containers.get(&spec.name).map(|c| c.1).unwrap_or(false);
         if !running {
-            s.containers.insert(spec.name.clone(), (spec.clone(), false));
+            s.containers
+                .insert(spec.name.clone(), (spec.clone(), false));
         }
         Ok(())
     }
 
     async fn container_status(&self, name: &str) -> RuntimeResult<Option<ContainerStatus>> {
         let s = self.enter("container_status")?;
-        Ok(s.containers.get(name).map(|(spec, running)| ContainerStatus {
-            running: *running,
-            exit_code: if *running { None } else { Some(0) },
-            restart_count: 0,
-            image_id: format!("sha256:{}", spec.image),
-        }))
+        Ok(s.containers
+            .get(name)
+            .map(|(spec, running)| ContainerStatus {
+                running: *running,
+                exit_code: if *running { None } else { Some(0) },
+                restart_count: 0,
+                image_id: format!("sha256:{}", spec.image),
+            }))
     }
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {
@@ -123,7 +149,10 @@ impl ContainerRuntime for FakeRuntime {
                 c.1 = true;
                 Ok(())
             }
-            None => Err(RuntimeError::Failed { context: "start".into(), message: format!("no container {name}") }),
+            None => Err(RuntimeError::Failed {
+                context: "start".into(),
+                message: format!("no container {name}"),
+            }),
         }
     }
 
@@ -152,21 +181,35 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn list_managed(&self, installation: &str) -> RuntimeResult<Vec<ManagedObject>> {
         let s = self.enter("list_managed")?;
-        let mine = |l: &HashMap<String, String>| l.get(LABEL_INSTALLATION).map(String::as_str) == Some(installation);
+        let mine = |l: &HashMap<String, String>| {
+            l.get(LABEL_INSTALLATION).map(String::as_str) == Some(installation)
+        };
         let mut out = Vec::new();
         for (name, (spec, _)) in &s.containers {
             if mine(&spec.labels) {
-                out.push(ManagedObject { kind: ObjectKind::Container, name: name.clone(), broker_id: spec.labels[LABEL_BROKER].clone() });
+                out.push(ManagedObject {
+                    kind: ObjectKind::Container,
+                    name: name.clone(),
+                    broker_id: spec.labels[LABEL_BROKER].clone(),
+                });
             }
         }
         for (name, labels) in &s.volumes {
             if mine(labels) {
-                out.push(ManagedObject { kind: ObjectKind::Volume, name: name.clone(), broker_id: labels[LABEL_BROKER].clone() });
+                out.push(ManagedObject {
+                    kind: ObjectKind::Volume,
+                    name: name.clone(),
+                    broker_id: labels[LABEL_BROKER].clone(),
+                });
             }
         }
         for (name, labels) in &s.networks {
             if mine(labels) {
-                out.push(ManagedObject { kind: ObjectKind::Network, name: name.clone(), broker_id: labels[LABEL_BROKER].clone() });
+                out.push(ManagedObject {
+                    kind: ObjectKind::Network,
+                    name: name.clone(),
+                    broker_id: labels[LABEL_BROKER].clone(),
+                });
             }
         }
         Ok(out)

@@ -29,7 +29,10 @@ pub struct ContainerFile {
 impl std::fmt::Debug for ContainerFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Contents may be secret.
-        f.debug_struct("ContainerFile").field("path", &self.path).field("mode", &self.mode).finish()
+        f.debug_struct("ContainerFile")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
@@ -94,8 +97,16 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn ping(&self) -> RuntimeResult<()>;
     /// Image id of `image`, or `None` when it is not present.
     async fn image_id(&self, image: &str) -> RuntimeResult<Option<String>>;
-    async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()>;
-    async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> RuntimeResult<()>;
+    async fn ensure_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()>;
+    async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()>;
     /// Creates the container if it does not exist. When it exists but is not running,
     /// its files are (re)written so that a crash between create and upload heals.
     async fn ensure_container(&self, spec: &ContainerSpec) -> RuntimeResult<()>;

@@ -1,6 +1,9 @@
 //! A real AMQP 0-9-1 client (lapin) against brokers Berth created.
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
@@ -11,18 +14,37 @@ pub fn uri(endpoint: &str, user: &str, password: &str) -> String {
 }
 
 pub async fn connect(endpoint: &str, user: &str, password: &str) -> lapin::Result<Connection> {
-    Connection::connect(&uri(endpoint, user, password), ConnectionProperties::default()).await
+    Connection::connect(
+        &uri(endpoint, user, password),
+        ConnectionProperties::default(),
+    )
+    .await
 }
 
 /// Publishes `body` persistently to durable queue `queue` and waits for the confirm.
 pub async fn publish_persistent(conn: &Connection, queue: &str, body: &[u8]) {
     let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare(queue.into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let confirm = ch
-        .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, BasicProperties::default().with_delivery_mode(2))
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
         .await
         .unwrap()
         .await
@@ -33,7 +55,10 @@ pub async fn publish_persistent(conn: &Connection, queue: &str, body: &[u8]) {
 /// Gets one message from `queue` and acks it.
 pub async fn get_one(conn: &Connection, queue: &str) -> Option<Vec<u8>> {
     let ch = conn.create_channel().await.unwrap();
-    let msg = ch.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap()?;
+    let msg = ch
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .unwrap()?;
     let data = msg.delivery.data.clone();
     msg.delivery.ack(BasicAckOptions::default()).await.unwrap();
     Some(data)

@@ -13,30 +13,56 @@ const PASSWORD: &str = "s3cret-Passw0rd-x";
 async fn create_use_and_delete_a_rabbitmq_broker() {
     let app = spawn_app().await;
     require_image(&app.docker).await;
-    let name = format!("skeleton-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let id = app.create_broker(&rabbitmq_broker(&name, "app-user", PASSWORD)).await;
+    let name = format!(
+        "skeleton-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let id = app
+        .create_broker(&rabbitmq_broker(&name, "app-user", PASSWORD))
+        .await;
 
     let (status, v) = app.describe(&id).await;
     assert_eq!(status, 200);
     assert_eq!(v["brokerState"], "CREATION_IN_PROGRESS");
     assert_eq!(v["brokerName"], name.as_str());
-    assert_eq!(v["brokerArn"], format!("arn:aws:mq:us-east-1:000000000000:broker:{name}:{id}"));
-    assert!(v.get("brokerInstances").and_then(|b| b.as_array()).is_none_or(|b| b.is_empty()));
+    assert_eq!(
+        v["brokerArn"],
+        format!("arn:aws:mq:us-east-1:000000000000:broker:{name}:{id}")
+    );
+    assert!(v
+        .get("brokerInstances")
+        .and_then(|b| b.as_array())
+        .is_none_or(|b| b.is_empty()));
 
-    let v = app.wait_for_state(&id, "RUNNING", Duration::from_secs(120)).await;
+    let v = app
+        .wait_for_state(&id, "RUNNING", Duration::from_secs(120))
+        .await;
     let endpoint = amqp_endpoint(&v);
-    assert!(v["brokerInstances"][0]["consoleURL"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(v["brokerInstances"][0]["consoleURL"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
     assert_eq!(v["users"][0]["username"], "app-user");
-    assert!(!v.to_string().contains(PASSWORD), "a password leaked into DescribeBroker");
+    assert!(
+        !v.to_string().contains(PASSWORD),
+        "a password leaked into DescribeBroker"
+    );
 
     // The created user works over AMQP: a persistent message on a durable queue round-trips.
-    let conn = amqp::connect(&endpoint, "app-user", PASSWORD).await.expect("AMQP login with the created user");
+    let conn = amqp::connect(&endpoint, "app-user", PASSWORD)
+        .await
+        .expect("AMQP login with the created user");
     amqp::publish_persistent(&conn, "skeleton-q", b"hello berth").await;
-    assert_eq!(amqp::get_one(&conn, "skeleton-q").await.as_deref(), Some(&b"hello berth"[..]));
-    conn.close(200, "bye".into()).await.unwrap();
+    assert_eq!(
+        amqp::get_one(&conn, "skeleton-q").await.as_deref(),
+        Some(&b"hello berth"[..])
+    );
+    let _ = conn.close(200, "bye".into()).await;
 
     // A wrong password and the guest account are refused by the broker itself.
-    assert!(amqp::connect(&endpoint, "app-user", "wrong-password-123").await.is_err());
+    assert!(amqp::connect(&endpoint, "app-user", "wrong-password-123")
+        .await
+        .is_err());
     assert!(amqp::connect(&endpoint, "guest", "guest").await.is_err());
 
     // ListBrokers shows it.
@@ -61,9 +87,15 @@ async fn creation_fails_with_a_reason_when_the_engine_never_gets_healthy() {
     // A 1 s deadline: RabbitMQ cannot be ready that fast, so creation must fail.
     let app = spawn_app_with(|s| s.create_timeout_secs = 1).await;
     require_image(&app.docker).await;
-    let id = app.create_broker(&rabbitmq_broker("too-slow", "app-user", PASSWORD)).await;
-    let v = app.wait_for_state(&id, "CREATION_FAILED", Duration::from_secs(60)).await;
-    let info = v["actionsRequired"][0]["actionRequiredInfo"].as_str().unwrap();
+    let id = app
+        .create_broker(&rabbitmq_broker("too-slow", "app-user", PASSWORD))
+        .await;
+    let v = app
+        .wait_for_state(&id, "CREATION_FAILED", Duration::from_secs(60))
+        .await;
+    let info = v["actionsRequired"][0]["actionRequiredInfo"]
+        .as_str()
+        .unwrap();
     assert!(info.contains("did not become healthy"), "{info}");
     // A failed broker can still be deleted, and leaves nothing behind.
     assert_eq!(app.delete(&format!("/v1/brokers/{id}")).await.status(), 200);

@@ -55,12 +55,19 @@ async fn harness() -> Harness {
     let ctx = AppContext {
         store: store.clone(),
         secrets: secrets.clone(),
-        ports: PortPool { publish_host: "127.0.0.1".into(), start, end },
+        ports: PortPool {
+            publish_host: "127.0.0.1".into(),
+            start,
+            end,
+        },
         nudger: Nudger::default(),
         region: "us-east-1".into(),
         advertised_host: "127.0.0.1".into(),
     };
-    let caller = Caller { account: AccountId::parse("000000000000").unwrap(), region: "us-east-1".into() };
+    let caller = Caller {
+        account: AccountId::parse("000000000000").unwrap(),
+        region: "us-east-1".into(),
+    };
     let runtime = Arc::new(FakeRuntime::with_images(&[RABBITMQ_IMAGE]));
     let rec = BrokerReconciler::new(
         store.clone(),
@@ -77,33 +84,70 @@ async fn harness() -> Harness {
         },
         CancellationToken::new(),
     );
-    Harness { ctx, caller, runtime, rec }
+    Harness {
+        ctx,
+        caller,
+        runtime,
+        rec,
+    }
 }
 
 impl Harness {
     async fn create(&self, name: &str) -> BrokerId {
-        let req = serde_json::from_value(rabbitmq_broker(name, "admin-user", "s3cret-Passw0rd-x")).unwrap();
-        BrokerId::parse(&broker_create(&self.ctx, &self.caller, req).await.unwrap().id).unwrap()
+        let req = serde_json::from_value(rabbitmq_broker(name, "admin-user", "s3cret-Passw0rd-x"))
+            .unwrap();
+        BrokerId::parse(
+            &broker_create(&self.ctx, &self.caller, req)
+                .await
+                .unwrap()
+                .id,
+        )
+        .unwrap()
     }
 
     async fn state(&self, id: &BrokerId) -> Option<String> {
-        self.ctx.store.broker_fetch_unscoped(id).await.unwrap().map(|r| r.state)
+        self.ctx
+            .store
+            .broker_fetch_unscoped(id)
+            .await
+            .unwrap()
+            .map(|r| r.state)
     }
 }
 
 #[tokio::test]
 async fn a_failure_at_any_step_heals_on_the_next_pass() {
     let h = harness().await;
-    let ops = ["ensure_network", "ensure_volume", "ensure_container", "container_status", "start_container"];
+    let ops = [
+        "ensure_network",
+        "ensure_volume",
+        "ensure_container",
+        "container_status",
+        "start_container",
+    ];
     for (i, op) in ops.iter().enumerate() {
         let id = h.create(&format!("heal-{i}")).await;
         h.runtime.fail_next(op);
-        assert!(h.rec.step(&id).await.is_err(), "injected failure in {op} must surface");
+        assert!(
+            h.rec.step(&id).await.is_err(),
+            "injected failure in {op} must surface"
+        );
         assert_eq!(h.state(&id).await.as_deref(), Some("CREATION_IN_PROGRESS"));
-        assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable, "after failing {op}");
+        assert_eq!(
+            h.rec.step(&id).await.unwrap(),
+            StepOutcome::Stable,
+            "after failing {op}"
+        );
         assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
         let name = engine::container_name(&id, 0);
-        assert!(h.runtime.container_status(&name).await.unwrap().unwrap().running);
+        assert!(
+            h.runtime
+                .container_status(&name)
+                .await
+                .unwrap()
+                .unwrap()
+                .running
+        );
         // Stepping again changes nothing.
         let before = h.runtime.counts();
         assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
@@ -116,7 +160,10 @@ async fn container_gets_limits_ports_labels_and_a_secret_spec_file() {
     let h = harness().await;
     let id = h.create("shape").await;
     h.rec.step(&id).await.unwrap();
-    let spec = h.runtime.container_spec(&engine::container_name(&id, 0)).unwrap();
+    let spec = h
+        .runtime
+        .container_spec(&engine::container_name(&id, 0))
+        .unwrap();
     assert_eq!(spec.memory_bytes, 4 << 30); // mq.m7g.medium: 4 GiB
     assert_eq!(spec.nano_cpus, 1_000_000_000); // 1 vCPU
     assert_eq!(spec.image, RABBITMQ_IMAGE);
@@ -124,7 +171,10 @@ async fn container_gets_limits_ports_labels_and_a_secret_spec_file() {
     let ports = h.ctx.store.broker_ports(&id).await.unwrap();
     assert_eq!(spec.ports.len(), ports.len());
     for (cport, hport) in &spec.ports {
-        assert!(ports.iter().any(|p| p.host_port == i32::from(*hport)), "{cport}->{hport} not pinned");
+        assert!(
+            ports.iter().any(|p| p.host_port == i32::from(*hport)),
+            "{cport}->{hport} not pinned"
+        );
     }
     let file = &spec.files[0];
     assert_eq!(file.path, broker_agent::spec::SPEC_PATH);
@@ -133,11 +183,12 @@ async fn container_gets_limits_ports_labels_and_a_secret_spec_file() {
     assert_eq!(agent_spec.users[0].username, "admin-user");
     assert_eq!(agent_spec.users[0].password, "s3cret-Passw0rd-x");
     // The database holds no clear-text password.
-    let raw: Vec<u8> = sqlx::query_scalar("SELECT password_enc FROM broker_users WHERE broker_id = $1")
-        .bind(id.as_str())
-        .fetch_one(h.ctx.store.pool())
-        .await
-        .unwrap();
+    let raw: Vec<u8> =
+        sqlx::query_scalar("SELECT password_enc FROM broker_users WHERE broker_id = $1")
+            .bind(id.as_str())
+            .fetch_one(h.ctx.store.pool())
+            .await
+            .unwrap();
     assert!(!raw.windows(6).any(|w| w == b"s3cret"));
 }
 
@@ -149,7 +200,14 @@ async fn a_stopped_container_of_a_running_broker_is_started_again() {
     let name = engine::container_name(&id, 0);
     h.runtime.kill(&name);
     h.rec.step(&id).await.unwrap();
-    assert!(h.runtime.container_status(&name).await.unwrap().unwrap().running);
+    assert!(
+        h.runtime
+            .container_status(&name)
+            .await
+            .unwrap()
+            .unwrap()
+            .running
+    );
 }
 
 #[tokio::test]
@@ -176,9 +234,23 @@ async fn garbage_collection_removes_only_orphans_of_this_installation() {
     h.rec.step(&keep).await.unwrap();
     h.rec.step(&orphan).await.unwrap();
     // The orphan's row disappears behind the reconciler's back.
-    sqlx::query("DELETE FROM brokers WHERE id = $1").bind(orphan.as_str()).execute(h.ctx.store.pool()).await.unwrap();
+    sqlx::query("DELETE FROM brokers WHERE id = $1")
+        .bind(orphan.as_str())
+        .execute(h.ctx.store.pool())
+        .await
+        .unwrap();
     h.rec.collect_garbage().await.unwrap();
-    assert!(h.runtime.container_status(&engine::container_name(&keep, 0)).await.unwrap().is_some());
-    assert!(h.runtime.container_status(&engine::container_name(&orphan, 0)).await.unwrap().is_none());
+    assert!(h
+        .runtime
+        .container_status(&engine::container_name(&keep, 0))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(h
+        .runtime
+        .container_status(&engine::container_name(&orphan, 0))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(h.runtime.counts(), (1, 1, 1));
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use berth_tests::{amqp_endpoint, docker_objects, fresh_database, port_range, rabbitmq_broker, require_image, wait_for_state_at, wait_until};
+use berth_tests::{
+    amqp_endpoint, docker_objects, fresh_database, port_range, rabbitmq_broker, require_image,
+    wait_for_state_at, wait_until,
+};
 
 use crate::amqp;
 
@@ -20,7 +23,11 @@ fn berth_bin() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| berth_tests::workspace_root().join("target"));
     let bin = target.join("debug").join("berth");
-    assert!(bin.exists(), "{} is missing: `cargo build -p berth-control-plane` first (make test does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo build -p berth-control-plane` first (make test does)",
+        bin.display()
+    );
     bin
 }
 
@@ -56,7 +63,11 @@ async fn start_berth(db: &str, data_dir: &std::path::Path, ports: (u16, u16)) ->
 
 #[tokio::test]
 async fn killing_the_control_plane_mid_creation_converges_after_restart() {
-    let docker = berth::runtime::docker::DockerRuntime::connect().await.unwrap().client().clone();
+    let docker = berth::runtime::docker::DockerRuntime::connect()
+        .await
+        .unwrap()
+        .client()
+        .clone();
     require_image(&docker).await;
     let db = fresh_database().await;
     let data_dir = tempfile::tempdir().unwrap();
@@ -65,14 +76,28 @@ async fn killing_the_control_plane_mid_creation_converges_after_restart() {
 
     let (mut first, base) = start_berth(&db, data_dir.path(), ports).await;
     let password = "s3cret-Passw0rd-x";
-    let resp = http.post(format!("{base}/v1/brokers")).json(&rabbitmq_broker("crashy", "app-user", password)).send().await.unwrap();
+    let resp = http
+        .post(format!("{base}/v1/brokers"))
+        .json(&rabbitmq_broker("crashy", "app-user", password))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["brokerId"].as_str().unwrap().to_owned();
+    let id = resp.json::<serde_json::Value>().await.unwrap()["brokerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Kill -9 as soon as the container exists, long before the engine is ready.
     let container = format!("berth-{id}-0");
     wait_until(Duration::from_secs(30), || async {
-        docker.inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>).await.is_ok()
+        docker
+            .inspect_container(
+                &container,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .is_ok()
     })
     .await
     .expect("container created");
@@ -82,19 +107,39 @@ async fn killing_the_control_plane_mid_creation_converges_after_restart() {
         .fetch_one(&sqlx::PgPool::connect(&db).await.unwrap())
         .await
         .unwrap();
-    assert_eq!(state, "CREATION_IN_PROGRESS", "the kill must land mid-creation");
+    assert_eq!(
+        state, "CREATION_IN_PROGRESS",
+        "the kill must land mid-creation"
+    );
 
     // A new process on the same database and data dir picks the work up.
     let (mut second, base) = start_berth(&db, data_dir.path(), ports).await;
     let v = wait_for_state_at(&http, &base, &id, "RUNNING", Duration::from_secs(120)).await;
-    let conn = amqp::connect(&amqp_endpoint(&v), "app-user", password).await.expect("AMQP login after restart");
+    let conn = amqp::connect(&amqp_endpoint(&v), "app-user", password)
+        .await
+        .expect("AMQP login after restart");
     amqp::publish_persistent(&conn, "after-crash", b"still here").await;
-    assert_eq!(amqp::get_one(&conn, "after-crash").await.as_deref(), Some(&b"still here"[..]));
-    conn.close(200, "bye".into()).await.unwrap();
+    assert_eq!(
+        amqp::get_one(&conn, "after-crash").await.as_deref(),
+        Some(&b"still here"[..])
+    );
+    let _ = conn.close(200, "bye".into()).await;
 
-    assert_eq!(http.delete(format!("{base}/v1/brokers/{id}")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.delete(format!("{base}/v1/brokers/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     wait_until(Duration::from_secs(60), || async {
-        http.get(format!("{base}/v1/brokers/{id}")).send().await.unwrap().status() == 404
+        http.get(format!("{base}/v1/brokers/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 404
     })
     .await
     .expect("broker deleted");

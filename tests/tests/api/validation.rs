@@ -4,7 +4,13 @@ use serde_json::{json, Value};
 
 use berth_tests::{rabbitmq_broker, spawn_app};
 
-async fn expect_error(app: &berth_tests::TestApp, body: &Value, status: u16, kind: &str, attribute: &str) {
+async fn expect_error(
+    app: &berth_tests::TestApp,
+    body: &Value,
+    status: u16,
+    kind: &str,
+    attribute: &str,
+) {
     let resp = app.post_json("/v1/brokers", body).await;
     assert_eq!(resp.status().as_u16(), status, "body {body}");
     assert_eq!(resp.headers()["x-amzn-errortype"], kind, "body {body}");
@@ -29,33 +35,125 @@ async fn bad_create_requests_are_400_and_create_nothing() {
     let app = spawn_app().await;
     let good = rabbitmq_broker("valid-name", "admin-user", "s3cret-Passw0rd-x");
     let cases: Vec<(Value, &str)> = vec![
-        (with(good.clone(), "brokerName", json!("has space")), "brokerName"),
-        (with(good.clone(), "brokerName", json!("x".repeat(51))), "brokerName"),
+        (
+            with(good.clone(), "brokerName", json!("has space")),
+            "brokerName",
+        ),
+        (
+            with(good.clone(), "brokerName", json!("x".repeat(51))),
+            "brokerName",
+        ),
         (with(good.clone(), "brokerName", json!("")), "brokerName"),
         (without(good.clone(), "brokerName"), "brokerName"),
-        (with(good.clone(), "engineType", json!("KAFKA")), "engineType"),
-        (with(good.clone(), "deploymentMode", json!("BOGUS")), "deploymentMode"),
-        (with(good.clone(), "deploymentMode", json!("ACTIVE_STANDBY_MULTI_AZ")), "deploymentMode"),
-        (with(good.clone(), "hostInstanceType", json!("mq.m5.huge")), "hostInstanceType"),
-        (with(good.clone(), "hostInstanceType", json!("mq.m5.large")), "hostInstanceType"),
-        (with(good.clone(), "engineVersion", json!("3.13")), "engineVersion"),
-        (without(good.clone(), "publiclyAccessible"), "publiclyAccessible"),
-        (with(good.clone(), "storageType", json!("EFS")), "storageType"),
+        (
+            with(good.clone(), "engineType", json!("KAFKA")),
+            "engineType",
+        ),
+        (
+            with(good.clone(), "deploymentMode", json!("BOGUS")),
+            "deploymentMode",
+        ),
+        (
+            with(
+                good.clone(),
+                "deploymentMode",
+                json!("ACTIVE_STANDBY_MULTI_AZ"),
+            ),
+            "deploymentMode",
+        ),
+        (
+            with(good.clone(), "hostInstanceType", json!("mq.m5.huge")),
+            "hostInstanceType",
+        ),
+        (
+            with(good.clone(), "hostInstanceType", json!("mq.m5.large")),
+            "hostInstanceType",
+        ),
+        (
+            with(good.clone(), "engineVersion", json!("3.13")),
+            "engineVersion",
+        ),
+        (
+            without(good.clone(), "publiclyAccessible"),
+            "publiclyAccessible",
+        ),
+        (
+            with(good.clone(), "storageType", json!("EFS")),
+            "storageType",
+        ),
         (with(good.clone(), "users", json!([])), "users"),
-        (with(good.clone(), "users", json!([{"username": "a1-user", "password": "s3cret-Passw0rd-x"}, {"username": "b2-user", "password": "s3cret-Passw0rd-x"}])), "users"),
-        (with(good.clone(), "users", json!([{"username": "guest", "password": "s3cret-Passw0rd-x"}])), "users.username"),
-        (with(good.clone(), "users", json!([{"username": "a", "password": "s3cret-Passw0rd-x"}])), "users.username"),
-        (with(good.clone(), "users", json!([{"username": "admin-user", "password": "short"}])), "users.password"),
-        (with(good.clone(), "users", json!([{"username": "admin-user", "password": "aaaaaaaaaaaaab"}])), "users.password"),
-        (with(good.clone(), "users", json!([{"username": "admin-user", "password": "s3cret,Passw0rd"}])), "users.password"),
-        (with(good.clone(), "maintenanceWindowStartTime", json!({"dayOfWeek": "FUNDAY", "timeOfDay": "02:00"})), "maintenanceWindowStartTime"),
-        (with(good.clone(), "publiclyAccessible", json!("yes")), "body"),
+        (
+            with(
+                good.clone(),
+                "users",
+                json!([{"username": "a1-user", "password": "s3cret-Passw0rd-x"}, {"username": "b2-user", "password": "s3cret-Passw0rd-x"}]),
+            ),
+            "users",
+        ),
+        (
+            with(
+                good.clone(),
+                "users",
+                json!([{"username": "guest", "password": "s3cret-Passw0rd-x"}]),
+            ),
+            "users.username",
+        ),
+        (
+            with(
+                good.clone(),
+                "users",
+                json!([{"username": "a", "password": "s3cret-Passw0rd-x"}]),
+            ),
+            "users.username",
+        ),
+        (
+            with(
+                good.clone(),
+                "users",
+                json!([{"username": "admin-user", "password": "short"}]),
+            ),
+            "users.password",
+        ),
+        (
+            with(
+                good.clone(),
+                "users",
+                json!([{"username": "admin-user", "password": "aaaaaaaaaaaaab"}]),
+            ),
+            "users.password",
+        ),
+        (
+            with(
+                good.clone(),
+                "users",
+                json!([{"username": "admin-user", "password": "s3cret,Passw0rd"}]),
+            ),
+            "users.password",
+        ),
+        (
+            with(
+                good.clone(),
+                "maintenanceWindowStartTime",
+                json!({"dayOfWeek": "FUNDAY", "timeOfDay": "02:00"}),
+            ),
+            "maintenanceWindowStartTime",
+        ),
+        (
+            with(good.clone(), "publiclyAccessible", json!("yes")),
+            "body",
+        ),
     ];
     for (body, attribute) in &cases {
         expect_error(&app, body, 400, "BadRequestException", attribute).await;
     }
     // Not JSON at all.
-    let resp = app.http.post(format!("{}/v1/brokers", app.address)).body("{not json").send().await.unwrap();
+    let resp = app
+        .http
+        .post(format!("{}/v1/brokers", app.address))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
 
     // Nothing was created.
@@ -72,14 +170,19 @@ async fn duplicate_names_conflict_and_request_ids_are_idempotent() {
     // Same creatorRequestId: same broker, not a conflict.
     assert_eq!(app.create_broker(&body).await, id);
     // Same name, new request id: 409.
-    let again = with(body.clone(), "creatorRequestId", json!(uuid::Uuid::new_v4().to_string()));
+    let again = with(
+        body.clone(),
+        "creatorRequestId",
+        json!(uuid::Uuid::new_v4().to_string()),
+    );
     expect_error(&app, &again, 409, "ConflictException", "brokerName").await;
     let list: Value = app.get("/v1/brokers").await.json().await.unwrap();
     assert_eq!(list["brokerSummaries"].as_array().unwrap().len(), 1);
 
     // Delete it straight away (even mid-creation) and make sure nothing is left.
     assert_eq!(app.delete(&format!("/v1/brokers/{id}")).await.status(), 200);
-    app.wait_until_gone(&id, std::time::Duration::from_secs(60)).await;
+    app.wait_until_gone(&id, std::time::Duration::from_secs(60))
+        .await;
     assert!(app.docker_objects(&id).await.is_empty());
     app.stop().await;
 }
@@ -87,7 +190,10 @@ async fn duplicate_names_conflict_and_request_ids_are_idempotent() {
 #[tokio::test]
 async fn unknown_brokers_and_routes_are_404() {
     let app = spawn_app().await;
-    for path in ["/v1/brokers/b-00000000-0000-4000-8000-000000000000", "/v1/brokers/not-an-id"] {
+    for path in [
+        "/v1/brokers/b-00000000-0000-4000-8000-000000000000",
+        "/v1/brokers/not-an-id",
+    ] {
         let resp = app.get(path).await;
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()["x-amzn-errortype"], "NotFoundException");
@@ -103,11 +209,25 @@ async fn unknown_brokers_and_routes_are_404() {
 #[tokio::test]
 async fn list_brokers_paginates() {
     // Pagination is API logic: an in-memory runtime keeps this test cheap.
-    let runtime = std::sync::Arc::new(berth::runtime::fake::FakeRuntime::with_images(&[berth_tests::RABBITMQ_IMAGE]));
-    let app = berth_tests::spawn_app_on(runtime, std::sync::Arc::new(crate::reconciler::ReadyAgent), |_| {}).await;
+    let runtime = std::sync::Arc::new(berth::runtime::fake::FakeRuntime::with_images(&[
+        berth_tests::RABBITMQ_IMAGE,
+    ]));
+    let app = berth_tests::spawn_app_on(
+        runtime,
+        std::sync::Arc::new(crate::reconciler::ReadyAgent),
+        |_| {},
+    )
+    .await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.push(app.create_broker(&rabbitmq_broker(&format!("page-{i}"), "admin-user", "s3cret-Passw0rd-x")).await);
+        ids.push(
+            app.create_broker(&rabbitmq_broker(
+                &format!("page-{i}"),
+                "admin-user",
+                "s3cret-Passw0rd-x",
+            ))
+            .await,
+        );
     }
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
@@ -119,7 +239,10 @@ async fn list_brokers_paginates() {
         let v: Value = app.get(&path).await.json().await.unwrap();
         let page = v["brokerSummaries"].as_array().unwrap();
         assert!(page.len() <= 2);
-        seen.extend(page.iter().map(|b| b["brokerId"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page.iter()
+                .map(|b| b["brokerId"].as_str().unwrap().to_owned()),
+        );
         match v["nextToken"].as_str() {
             Some(t) => token = Some(t.to_owned()),
             None => break,
@@ -134,7 +257,8 @@ async fn list_brokers_paginates() {
         assert_eq!(app.delete(&format!("/v1/brokers/{id}")).await.status(), 200);
     }
     for id in &ids {
-        app.wait_until_gone(id, std::time::Duration::from_secs(60)).await;
+        app.wait_until_gone(id, std::time::Duration::from_secs(60))
+            .await;
     }
     app.stop().await;
 }
