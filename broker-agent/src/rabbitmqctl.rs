@@ -11,8 +11,10 @@
 //!    definitions travel in a short-lived file readable only by the engine user (mode
 //!    0400, removed right after), so passwords never appear in argv or logs. (Reading
 //!    them from stdin is documented but hangs forever in 4.0.5: the CLI never sees EOF.)
-//! 3. `delete_user` for every user that is not in the spec (including `guest`), except
-//!    internal ones (prefix [`INTERNAL_USER_PREFIX`]).
+//! 3. `delete_user` for every user that is no longer in the spec but that Berth created
+//!    (tagged [`MANAGED_TAG`]), plus `guest` and the bootstrap user. Users a tenant made
+//!    in the management UI or with their own tools are left alone, as are internal ones
+//!    (prefix [`INTERNAL_USER_PREFIX`]).
 //!
 //! The CLI runs as the `rabbitmq` user (via `setpriv`) so it reads that user's cookie, and
 //! its output is scrubbed of every secret before it can reach a log line or an error.
@@ -30,6 +32,18 @@ use crate::spec::AgentSpec;
 
 /// Users whose name starts with this are managed by Berth itself and never deleted.
 pub const INTERNAL_USER_PREFIX: &str = "berth-internal-";
+
+/// RabbitMQ user tag marking users that came from the spec (and may be removed with it).
+pub const MANAGED_TAG: &str = "berth-managed";
+
+/// A user as `list_users` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ExistingUser {
+    #[serde(rename = "user")]
+    pub name: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
 
 /// The vhost every spec user gets full permissions on.
 pub const DEFAULT_VHOST: &str = "/";
@@ -117,8 +131,8 @@ impl RabbitCtl {
         })
     }
 
-    /// Names of all users in the node's internal database.
-    pub async fn list_users(&self) -> Result<Vec<String>, CtlError> {
+    /// All users in the node's internal database, with their tags.
+    pub async fn list_users(&self) -> Result<Vec<ExistingUser>, CtlError> {
         let out = self
             .run(&["list_users", "--formatter", "json"], None, &[])
             .await?;
@@ -146,7 +160,7 @@ impl RabbitCtl {
         let added = spec
             .users
             .iter()
-            .filter(|u| !before.contains(&u.username))
+            .filter(|u| !before.iter().any(|b| b.name == u.username))
             .map(|u| u.username.clone())
             .collect();
         Ok(UserChanges {
@@ -216,9 +230,9 @@ pub fn users_definitions(spec: &AgentSpec) -> serde_json::Value {
         .enumerate()
         .map(|(i, u)| {
             let tags = if i == 0 || u.admin {
-                "administrator"
+                format!("administrator,{MANAGED_TAG}")
             } else {
-                ""
+                MANAGED_TAG.to_owned()
             };
             json!({ "name": u.username, "password": u.password, "tags": tags })
         })
@@ -236,25 +250,26 @@ pub fn users_definitions(spec: &AgentSpec) -> serde_json::Value {
     json!({ "users": users, "permissions": permissions })
 }
 
-/// Existing users that must go: not in the spec and not internal (`guest` included).
-pub fn users_to_delete(existing: &[String], spec: &AgentSpec) -> Vec<String> {
+/// Existing users that must go: not in the spec, not internal, and either made by Berth
+/// (tagged [`MANAGED_TAG`]) or one of `guest` and the bootstrap user.
+pub fn users_to_delete(existing: &[ExistingUser], spec: &AgentSpec) -> Vec<String> {
     existing
         .iter()
-        .filter(|name| !name.starts_with(INTERNAL_USER_PREFIX))
-        .filter(|name| !spec.users.iter().any(|u| &u.username == *name))
-        .cloned()
+        .filter(|u| !u.name.starts_with(INTERNAL_USER_PREFIX))
+        .filter(|u| !spec.users.iter().any(|s| s.username == u.name))
+        .filter(|u| {
+            u.name == "guest"
+                || u.name == crate::rabbitmq::BOOTSTRAP_USER
+                || u.tags.iter().any(|t| t == MANAGED_TAG)
+        })
+        .map(|u| u.name.clone())
         .collect()
 }
 
 /// Parse `rabbitmqctl -q list_users --formatter json`.
-pub fn parse_list_users(out: &str) -> Result<Vec<String>, String> {
-    #[derive(Deserialize)]
-    struct Row {
-        user: String,
-    }
+pub fn parse_list_users(out: &str) -> Result<Vec<ExistingUser>, String> {
     let start = out.find('[').ok_or_else(|| "no JSON array".to_string())?;
-    let rows: Vec<Row> = serde_json::from_str(out[start..].trim()).map_err(|e| e.to_string())?;
-    Ok(rows.into_iter().map(|r| r.user).collect())
+    serde_json::from_str(out[start..].trim()).map_err(|e| e.to_string())
 }
 
 /// Every secret in the spec, for scrubbing.
@@ -311,9 +326,9 @@ mod tests {
         let users = defs["users"].as_array().unwrap();
         assert_eq!(users.len(), 2);
         assert_eq!(users[0]["name"], "admin");
-        assert_eq!(users[0]["tags"], "administrator");
+        assert_eq!(users[0]["tags"], "administrator,berth-managed");
         assert_eq!(users[1]["name"], "app");
-        assert_eq!(users[1]["tags"], "");
+        assert_eq!(users[1]["tags"], "berth-managed");
         assert_eq!(users[1]["password"], "app-pass-123456");
         let perms = defs["permissions"].as_array().unwrap();
         assert_eq!(perms.len(), 2);
@@ -331,19 +346,27 @@ mod tests {
         spec.users[0].admin = false;
         spec.users[1].admin = true;
         let defs = users_definitions(&spec);
-        assert_eq!(defs["users"][0]["tags"], "administrator");
-        assert_eq!(defs["users"][1]["tags"], "administrator");
+        assert_eq!(defs["users"][0]["tags"], "administrator,berth-managed");
+        assert_eq!(defs["users"][1]["tags"], "administrator,berth-managed");
     }
 
     #[test]
-    fn deletes_guest_and_strangers_but_not_internal() {
-        let existing: Vec<String> = ["admin", "guest", "old", "berth-internal-monitor"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    fn deletes_guest_and_former_spec_users_but_not_tenant_or_internal_users() {
+        let user = |name: &str, tags: &[&str]| ExistingUser {
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        let existing = vec![
+            user("admin", &["administrator", MANAGED_TAG]),
+            user("guest", &["administrator"]),
+            user("old", &[MANAGED_TAG]),
+            user("tenant-made", &["monitoring"]),
+            user("berth-bootstrap", &["administrator"]),
+            user("berth-internal-monitor", &[MANAGED_TAG]),
+        ];
         assert_eq!(
             users_to_delete(&existing, &two_users()),
-            vec!["guest", "old"]
+            vec!["guest", "old", "berth-bootstrap"]
         );
     }
 
@@ -353,8 +376,13 @@ mod tests {
 {"user":"admin","tags":["administrator"]}
 ,{"user":"guest","tags":["administrator"]}
 ]"#;
-        assert_eq!(parse_list_users(out).unwrap(), vec!["admin", "guest"]);
-        assert_eq!(parse_list_users("[]\n").unwrap(), Vec::<String>::new());
+        let names: Vec<String> = parse_list_users(out)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(names, vec!["admin", "guest"]);
+        assert!(parse_list_users("[]\n").unwrap().is_empty());
         assert!(parse_list_users("Error: boom").is_err());
     }
 

@@ -79,6 +79,8 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
 }
 
 pub struct TestApp {
+    /// This app's installation id: every Docker object it creates carries it.
+    pub installation: String,
     pub address: String,
     pub http: reqwest::Client,
     pub docker: bollard::Docker,
@@ -120,7 +122,16 @@ pub async fn spawn_app_on(
         .await
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let pool = sqlx::PgPool::connect(settings.database_url.as_deref().unwrap())
+        .await
+        .expect("db");
+    let installation: String = sqlx::query_scalar("SELECT id FROM installation")
+        .fetch_one(&pool)
+        .await
+        .expect("installation id");
+    pool.close().await;
     TestApp {
+        installation,
         address,
         http: reqwest::Client::new(),
         docker,
@@ -128,6 +139,48 @@ pub async fn spawn_app_on(
         app: Some(app),
         _data_dir: data_dir,
     }
+}
+
+/// A failed (panicking) test must not leave brokers running on the shared daemon: on
+/// drop, remove every Docker object labelled with this app's installation.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        remove_installation_objects(&self.installation);
+    }
+}
+
+/// Force-removes containers, then volumes and networks, carrying the installation label.
+pub fn remove_installation_objects(installation: &str) {
+    let filter = format!("label=berth.installation={installation}");
+    let list = |args: &[&str]| -> Vec<String> {
+        std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let remove = |args: &[&str], items: Vec<String>| {
+        if !items.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(args)
+                .args(&items)
+                .output();
+        }
+    };
+    remove(&["rm", "-fv"], list(&["ps", "-aq", "--filter", &filter]));
+    remove(
+        &["volume", "rm", "-f"],
+        list(&["volume", "ls", "-q", "--filter", &filter]),
+    );
+    remove(
+        &["network", "rm"],
+        list(&["network", "ls", "-q", "--filter", &filter]),
+    );
 }
 
 impl TestApp {

@@ -59,6 +59,34 @@ async fn create_use_and_delete_a_rabbitmq_broker() {
     );
     let _ = conn.close(200, "bye".into()).await;
 
+    // Inside the engine: exactly the spec user, tagged as administrator and Berth-managed.
+    let out = std::process::Command::new("docker")
+        .args([
+            "exec",
+            &format!("berth-{id}-0"),
+            "rabbitmqctl",
+            "-q",
+            "list_users",
+            "--formatter",
+            "json",
+        ])
+        .output()
+        .expect("docker exec");
+    let users: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list_users JSON");
+    let users = users.as_array().unwrap();
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["user"], "app-user");
+    let tags: Vec<&str> = users[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert!(
+        tags.contains(&"administrator") && tags.contains(&"berth-managed"),
+        "{tags:?}"
+    );
+
     // A wrong password and the guest account are refused by the broker itself.
     assert!(amqp::connect(&endpoint, "app-user", "wrong-password-123")
         .await

@@ -61,6 +61,15 @@ async fn start_berth(db: &str, data_dir: &std::path::Path, ports: (u16, u16)) ->
     (child, base)
 }
 
+/// Removes this installation's Docker objects even when the test panics.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        berth_tests::remove_installation_objects(&self.0);
+    }
+}
+
 #[tokio::test]
 async fn killing_the_control_plane_mid_creation_converges_after_restart() {
     let docker = berth::runtime::docker::DockerRuntime::connect()
@@ -75,6 +84,11 @@ async fn killing_the_control_plane_mid_creation_converges_after_restart() {
     let http = reqwest::Client::new();
 
     let (mut first, base) = start_berth(&db, data_dir.path(), ports).await;
+    let installation: String = sqlx::query_scalar("SELECT id FROM installation")
+        .fetch_one(&sqlx::PgPool::connect(&db).await.unwrap())
+        .await
+        .unwrap();
+    let _cleanup = Cleanup(installation);
     let password = "s3cret-Passw0rd-x";
     let resp = http
         .post(format!("{base}/v1/brokers"))
