@@ -2,6 +2,8 @@
 //! Handlers parse, call a function here, and render its result.
 
 pub mod brokers;
+pub mod catalogue;
+pub mod tags;
 
 use crate::crypto::SecretBox;
 use crate::db::broker::PortPool;

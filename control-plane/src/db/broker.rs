@@ -275,6 +275,20 @@ impl DataStore {
         Ok(res.rows_affected() == 1)
     }
 
+    pub async fn broker_tags_set(
+        &self,
+        id: &BrokerId,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        sqlx::query("UPDATE brokers SET tags = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(sqlx::types::Json(tags))
+            .execute(&self.pool)
+            .await
+            .context_internal("updating broker tags")?;
+        Ok(())
+    }
+
     pub async fn broker_users(&self, id: &BrokerId) -> Result<Vec<UserRow>, Error> {
         sqlx::query_as(
             "SELECT broker_id, username, password_enc, console_access, groups FROM broker_users \

@@ -2,27 +2,36 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::parse_json;
 use super::views::{
     CreateBrokerRequest, CreateBrokerResponse, DeleteBrokerResponse, DescribeBrokerResponse,
-    ListBrokersResponse, PageQuery,
+    ErrorBody, ListBrokersResponse, PageQuery,
 };
 use super::ApiState;
 use crate::app::{brokers, Caller};
 use crate::error::Error;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/brokers", get(list_brokers).post(create_broker))
-        .route(
-            "/v1/brokers/{broker_id}",
-            get(describe_broker).delete(delete_broker),
-        )
+pub const TAG: &str = "brokers";
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_brokers, create_broker))
+        .routes(routes!(describe_broker, delete_broker))
 }
 
+/// CreateBroker: records the broker and returns at once; it moves from
+/// CREATION_IN_PROGRESS to RUNNING (or CREATION_FAILED) in the background.
+#[utoipa::path(post, path = "/v1/brokers", tag = TAG, operation_id = "CreateBroker",
+    request_body = CreateBrokerRequest,
+    responses(
+        (status = 200, body = CreateBrokerResponse),
+        (status = 400, description = "BadRequestException", body = ErrorBody),
+        (status = 409, description = "ConflictException: the name is taken", body = ErrorBody),
+    ))]
 async fn create_broker(
     State(state): State<ApiState>,
     caller: Caller,
@@ -36,6 +45,13 @@ async fn create_broker(
     }))
 }
 
+/// DescribeBroker.
+#[utoipa::path(get, path = "/v1/brokers/{broker_id}", tag = TAG, operation_id = "DescribeBroker",
+    params(("broker_id" = String, Path, description = "Broker id, b-<uuid>")),
+    responses(
+        (status = 200, body = DescribeBrokerResponse),
+        (status = 404, description = "NotFoundException", body = ErrorBody),
+    ))]
 async fn describe_broker(
     State(state): State<ApiState>,
     caller: Caller,
@@ -45,6 +61,13 @@ async fn describe_broker(
     Ok(Json(brokers::describe_view(&state.app, &caller, &detail)))
 }
 
+/// ListBrokers, paginated with `maxResults` and `nextToken`.
+#[utoipa::path(get, path = "/v1/brokers", tag = TAG, operation_id = "ListBrokers",
+    params(PageQuery),
+    responses(
+        (status = 200, body = ListBrokersResponse),
+        (status = 400, description = "BadRequestException", body = ErrorBody),
+    ))]
 async fn list_brokers(
     State(state): State<ApiState>,
     caller: Caller,
@@ -66,6 +89,13 @@ async fn list_brokers(
     }))
 }
 
+/// DeleteBroker: DELETION_IN_PROGRESS, then gone (404) once every resource is removed.
+#[utoipa::path(delete, path = "/v1/brokers/{broker_id}", tag = TAG, operation_id = "DeleteBroker",
+    params(("broker_id" = String, Path, description = "Broker id, b-<uuid>")),
+    responses(
+        (status = 200, body = DeleteBrokerResponse),
+        (status = 404, description = "NotFoundException", body = ErrorBody),
+    ))]
 async fn delete_broker(
     State(state): State<ApiState>,
     caller: Caller,

@@ -6,8 +6,10 @@
 pub mod auth;
 pub mod body;
 pub mod brokers;
+pub mod catalogue;
 pub mod error;
 pub mod health;
+pub mod tags;
 pub mod views;
 pub mod web;
 
@@ -24,8 +26,42 @@ use tower_http::request_id::{
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
 use crate::app::AppContext;
 use crate::error::Error;
+
+/// The API description; paths are added by the routers that serve them.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Berth",
+        description = "Amazon MQ-compatible control plane for managed message brokers (REST JSON under /v1/).",
+        license(name = "Apache-2.0")
+    ),
+    tags(
+        (name = "brokers", description = "Broker lifecycle"),
+        (name = "catalogue", description = "Engines, versions and instance types"),
+        (name = "tags", description = "Tags on brokers and configurations"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes of the Amazon MQ API with their OpenAPI description.
+fn api_router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(brokers::routes())
+        .merge(catalogue::routes())
+        .merge(tags::routes())
+}
+
+/// The OpenAPI document of the control plane, generated from the code.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = api_router().split_for_parts();
+    api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    api
+}
 
 /// State shared by handlers.
 #[derive(Clone, Debug)]
@@ -60,8 +96,9 @@ async fn not_found() -> Error {
 
 pub fn router(state: ApiState) -> Router {
     let request_id = HeaderName::from_static("x-amzn-requestid");
+    let (api, _) = api_router().split_for_parts();
     Router::new()
-        .merge(brokers::routes())
+        .merge(api)
         .route("/healthz", get(health::healthz))
         .merge(web::routes())
         .fallback(not_found)

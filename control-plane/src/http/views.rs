@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserInput {
     pub username: Option<String>,
@@ -16,7 +17,7 @@ pub struct UserInput {
     pub replication_user: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WeeklyStartTime {
     pub day_of_week: Option<String>,
@@ -25,28 +26,28 @@ pub struct WeeklyStartTime {
     pub time_zone: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogsInput {
     pub general: Option<bool>,
     pub audit: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionOptionsInput {
     pub use_aws_owned_key: Option<bool>,
     pub kms_key_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationIdInput {
     pub id: Option<String>,
     pub revision: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBrokerRequest {
     pub authentication_strategy: Option<String>,
@@ -73,20 +74,20 @@ pub struct CreateBrokerRequest {
     pub data_replication_primary_broker_arn: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBrokerResponse {
     pub broker_arn: String,
     pub broker_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteBrokerResponse {
     pub broker_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerInstance {
     #[serde(rename = "consoleURL", skip_serializing_if = "Option::is_none")]
@@ -94,39 +95,39 @@ pub struct BrokerInstance {
     pub endpoints: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionRequired {
     pub action_required_code: String,
     pub action_required_info: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionOptions {
     pub use_aws_owned_key: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogsSummary {
     pub general: bool,
     pub general_log_group: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSummary {
     pub username: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Configurations {
     pub history: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeBrokerResponse {
     pub actions_required: Vec<ActionRequired>,
@@ -154,7 +155,7 @@ pub struct DescribeBrokerResponse {
     pub users: Vec<UserSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerSummary {
     pub broker_arn: String,
@@ -167,7 +168,7 @@ pub struct BrokerSummary {
     pub host_instance_type: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListBrokersResponse {
     pub broker_summaries: Vec<BrokerSummary>,
@@ -175,9 +176,11 @@ pub struct ListBrokersResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1–100, default 20.
     pub max_results: Option<String>,
     pub next_token: Option<String>,
 }
@@ -185,4 +188,79 @@ pub struct PageQuery {
 /// ISO-8601 with milliseconds, as botocore expects for `created`.
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Body of every error reply (status and `x-amzn-ErrorType` header name the exception).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The input field at fault, when there is one.
+    pub error_attribute: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineVersionView {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerEngineType {
+    pub engine_type: String,
+    pub engine_versions: Vec<EngineVersionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeBrokerEngineTypesResponse {
+    pub broker_engine_types: Vec<BrokerEngineType>,
+    pub max_results: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityZone {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerInstanceOption {
+    pub availability_zones: Vec<AvailabilityZone>,
+    pub engine_type: String,
+    pub host_instance_type: String,
+    pub storage_type: String,
+    pub supported_deployment_modes: Vec<String>,
+    pub supported_engine_versions: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeBrokerInstanceOptionsResponse {
+    pub broker_instance_options: Vec<BrokerInstanceOption>,
+    pub max_results: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct CatalogueQuery {
+    pub engine_type: Option<String>,
+    pub host_instance_type: Option<String>,
+    pub storage_type: Option<String>,
+    pub max_results: Option<String>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagsBody {
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }

@@ -3,6 +3,7 @@
 
 mod amqp;
 mod brokers;
+mod catalogue_tags;
 mod reconciler;
 mod restart;
 mod validation;

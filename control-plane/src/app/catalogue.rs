@@ -1,0 +1,221 @@
+//! DescribeBrokerEngineTypes and DescribeBrokerInstanceOptions, answered from Berth's
+//! real catalogue (`domain::catalogue`): only versions Berth can build and run, only
+//! instance types whose limits it enforces, only the deployment modes it supports.
+
+use base64::Engine as _;
+
+use crate::domain::catalogue::{EngineVersion, ENGINE_VERSIONS, INSTANCE_TYPES};
+use crate::domain::{DeploymentMode, EngineType, InstanceType, StorageType};
+use crate::error::Error;
+use crate::http::views;
+
+/// Deployment modes Berth can run today, per engine.
+pub fn supported_modes(engine: EngineType) -> Vec<DeploymentMode> {
+    match engine {
+        EngineType::Rabbitmq | EngineType::Activemq => vec![DeploymentMode::SingleInstance],
+    }
+}
+
+/// Storage types per engine (RabbitMQ: EBS only, as on Amazon MQ).
+pub fn storage_types(engine: EngineType) -> &'static [StorageType] {
+    match engine {
+        EngineType::Rabbitmq => &[StorageType::Ebs],
+        EngineType::Activemq => &[StorageType::Efs, StorageType::Ebs],
+    }
+}
+
+fn engines_with_versions(filter: Option<EngineType>) -> Vec<EngineType> {
+    EngineType::ALL
+        .iter()
+        .copied()
+        .filter(|e| filter.is_none_or(|f| f == *e))
+        .filter(|e| ENGINE_VERSIONS.iter().any(|v| v.engine == *e))
+        .collect()
+}
+
+/// Paging over a fixed list: the token is the base64 of the next index.
+fn page<T>(
+    items: Vec<T>,
+    max_results: Option<&str>,
+    next_token: Option<&str>,
+) -> Result<(Vec<T>, i64, Option<String>), Error> {
+    let limit = match max_results {
+        None => 100,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(Error::bad_request(
+                    "maxResults",
+                    "maxResults must be an integer between 1 and 100.",
+                ))
+            }
+        },
+    };
+    let start = match next_token {
+        None | Some("") => 0usize,
+        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|i| *i <= items.len())
+            .ok_or_else(|| Error::bad_request("nextToken", "The nextToken is not valid."))?,
+    };
+    let end = (start + limit as usize).min(items.len());
+    let next = (end < items.len())
+        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(end.to_string()));
+    let items = items.into_iter().take(end).skip(start).collect();
+    Ok((items, limit, next))
+}
+
+fn parse_engine_filter(v: Option<&str>) -> Result<Option<EngineType>, Error> {
+    v.filter(|s| !s.is_empty())
+        .map(EngineType::parse)
+        .transpose()
+}
+
+pub fn engine_types(
+    engine: Option<&str>,
+    max_results: Option<&str>,
+    next_token: Option<&str>,
+) -> Result<views::DescribeBrokerEngineTypesResponse, Error> {
+    let filter = parse_engine_filter(engine)?;
+    let items: Vec<views::BrokerEngineType> = engines_with_versions(filter)
+        .into_iter()
+        .map(|e| views::BrokerEngineType {
+            engine_type: e.as_wire().to_owned(),
+            engine_versions: ENGINE_VERSIONS
+                .iter()
+                .filter(|v| v.engine == e)
+                .map(|v| views::EngineVersionView {
+                    name: v.name.to_owned(),
+                })
+                .collect(),
+        })
+        .collect();
+    let (items, max, next) = page(items, max_results, next_token)?;
+    Ok(views::DescribeBrokerEngineTypesResponse {
+        broker_engine_types: items,
+        max_results: max.max(5),
+        next_token: next,
+    })
+}
+
+pub fn instance_options(
+    engine: Option<&str>,
+    host_instance_type: Option<&str>,
+    storage_type: Option<&str>,
+    max_results: Option<&str>,
+    next_token: Option<&str>,
+    zone: &str,
+) -> Result<views::DescribeBrokerInstanceOptionsResponse, Error> {
+    let engine_filter = parse_engine_filter(engine)?;
+    let storage_filter = storage_type
+        .filter(|s| !s.is_empty())
+        .map(StorageType::parse)
+        .transpose()?;
+    let mut items = Vec::new();
+    for e in engines_with_versions(engine_filter) {
+        for it in INSTANCE_TYPES
+            .iter()
+            .filter(|t| host_instance_type.is_none_or(|h| h.is_empty() || h == t.name))
+        {
+            let versions: Vec<String> = ENGINE_VERSIONS
+                .iter()
+                .filter(|v| v.engine == e)
+                .filter(|v: &&EngineVersion| InstanceType::resolve(it.name, v).is_ok())
+                .map(|v| v.name.to_owned())
+                .collect();
+            if versions.is_empty() {
+                continue;
+            }
+            for st in storage_types(e)
+                .iter()
+                .filter(|s| storage_filter.is_none_or(|f| f == **s))
+            {
+                items.push(views::BrokerInstanceOption {
+                    availability_zones: vec![views::AvailabilityZone {
+                        name: zone.to_owned(),
+                    }],
+                    engine_type: e.as_wire().to_owned(),
+                    host_instance_type: it.name.to_owned(),
+                    storage_type: st.as_wire().to_owned(),
+                    supported_deployment_modes: supported_modes(e)
+                        .iter()
+                        .map(|m| m.as_wire().to_owned())
+                        .collect(),
+                    supported_engine_versions: versions.clone(),
+                });
+            }
+        }
+    }
+    let (items, max, next) = page(items, max_results, next_token)?;
+    Ok(views::DescribeBrokerInstanceOptionsResponse {
+        broker_instance_options: items,
+        max_results: max.max(5),
+        next_token: next,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_types_list_only_what_berth_runs() {
+        let r = engine_types(None, None, None).unwrap();
+        assert_eq!(r.broker_engine_types.len(), 1);
+        assert_eq!(r.broker_engine_types[0].engine_type, "RABBITMQ");
+        assert_eq!(r.broker_engine_types[0].engine_versions[0].name, "4.0");
+        assert!(engine_types(Some("ACTIVEMQ"), None, None)
+            .unwrap()
+            .broker_engine_types
+            .is_empty());
+        assert_eq!(
+            engine_types(Some("KAFKA"), None, None)
+                .unwrap_err()
+                .attribute(),
+            Some("engineType")
+        );
+    }
+
+    #[test]
+    fn instance_options_follow_the_catalogue_and_paginate() {
+        let all = instance_options(Some("RABBITMQ"), None, None, None, None, "z").unwrap();
+        // RabbitMQ 4.0 runs on the eight m7g types only, EBS storage.
+        assert_eq!(all.broker_instance_options.len(), 8);
+        assert!(all
+            .broker_instance_options
+            .iter()
+            .all(|o| o.host_instance_type.starts_with("mq.m7g.") && o.storage_type == "EBS"));
+        let first = instance_options(Some("RABBITMQ"), None, None, Some("3"), None, "z").unwrap();
+        assert_eq!(first.broker_instance_options.len(), 3);
+        let second = instance_options(
+            Some("RABBITMQ"),
+            None,
+            None,
+            Some("3"),
+            first.next_token.as_deref(),
+            "z",
+        )
+        .unwrap();
+        assert_eq!(
+            second.broker_instance_options[0].host_instance_type,
+            all.broker_instance_options[3].host_instance_type
+        );
+        let one = instance_options(None, Some("mq.m7g.large"), None, None, None, "z").unwrap();
+        assert_eq!(one.broker_instance_options.len(), 1);
+        assert!(
+            instance_options(None, Some("mq.m5.large"), None, None, None, "z")
+                .unwrap()
+                .broker_instance_options
+                .is_empty()
+        );
+        assert_eq!(
+            instance_options(None, None, Some("NVME"), None, None, "z")
+                .unwrap_err()
+                .attribute(),
+            Some("storageType")
+        );
+    }
+}
