@@ -20,6 +20,10 @@ pub enum Error {
         attribute: Option<String>,
         message: String,
     },
+    /// 403 from request authentication (SigV4), with AWS's own error code, e.g.
+    /// `InvalidSignatureException` or `UnrecognizedClientException`.
+    #[error("{message}")]
+    AuthFailure { code: &'static str, message: String },
     /// 404 `NotFoundException`.
     #[error("{message}")]
     NotFound { attribute: String, message: String },
@@ -85,7 +89,7 @@ impl Error {
             | Self::NotFound { attribute, .. }
             | Self::Conflict { attribute, .. } => Some(attribute),
             Self::Forbidden { attribute, .. } => attribute.as_deref(),
-            Self::Unauthorized { .. } | Self::Internal { .. } => None,
+            Self::Unauthorized { .. } | Self::AuthFailure { .. } | Self::Internal { .. } => None,
         }
     }
 }

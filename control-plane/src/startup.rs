@@ -25,6 +25,7 @@ use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
 
 pub struct Application {
+    app: AppContext,
     port: u16,
     server: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
@@ -105,11 +106,7 @@ impl Application {
             region: settings.region.clone(),
             advertised_host: settings.advertised_host.clone(),
         };
-        let state = ApiState {
-            app,
-            default_account: AccountId::parse(&settings.default_account_id)
-                .map_err(anyhow::Error::msg)?,
-        };
+        let state = ApiState { app: app.clone() };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -125,7 +122,35 @@ impl Application {
             server,
             reconciler,
             cancel,
+            app,
         })
+    }
+
+    /// The application layer (CLI subcommands and tests issue access keys through it).
+    pub fn context(&self) -> &AppContext {
+        &self.app
+    }
+
+    /// On first start (no access key exists yet): creates the default account's admin key
+    /// and writes it as the `berth` profile to `data_dir/credentials` (mode 0600) and
+    /// `data_dir/config`. Returns the credentials path when it wrote one.
+    pub async fn bootstrap_credentials(
+        &self,
+        settings: &Settings,
+        endpoint: &str,
+    ) -> anyhow::Result<Option<std::path::PathBuf>> {
+        if self.app.store.access_key_count().await? > 0 {
+            return Ok(None);
+        }
+        let account = AccountId::parse(&settings.default_account_id).map_err(anyhow::Error::msg)?;
+        let key = crate::app::accounts::access_key_issue(
+            &self.app,
+            &account,
+            "admin (created on first start)",
+        )
+        .await?;
+        let path = write_credentials(&settings.data_dir, &key, &settings.region, endpoint)?;
+        Ok(Some(path))
     }
 
     pub fn port(&self) -> u16 {
@@ -183,4 +208,56 @@ fn host_capacity() -> (u32, u64) {
         .map(|kb| kb * 1024)
         .unwrap_or(u64::MAX);
     (cpus, mem)
+}
+
+/// Writes an AWS shared-credentials file and config file with a `berth` profile.
+pub fn write_credentials(
+    dir: &std::path::Path,
+    key: &crate::app::accounts::IssuedKey,
+    region: &str,
+    endpoint: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |name: &str| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join(name))
+    };
+    let creds = dir.join("credentials");
+    writeln!(
+        open("credentials")?,
+        "[berth]\naws_access_key_id = {}\naws_secret_access_key = {}",
+        key.access_key_id,
+        key.secret_access_key
+    )?;
+    writeln!(
+        open("config")?,
+        "[profile berth]\nregion = {region}\nendpoint_url = {endpoint}"
+    )?;
+    Ok(creds)
+}
+
+/// An application context without server or reconciler, for CLI subcommands.
+pub async fn offline_context(
+    settings: &Settings,
+    database_url: &str,
+) -> anyhow::Result<AppContext> {
+    let store = DataStore::connect(database_url).await?;
+    let secrets = SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
+    Ok(AppContext {
+        store,
+        secrets,
+        ports: PortPool {
+            publish_host: settings.publish_host.clone(),
+            start: settings.port_range_start,
+            end: settings.port_range_end,
+        },
+        nudger: crate::reconcile::Nudger::default(),
+        region: settings.region.clone(),
+        advertised_host: settings.advertised_host.clone(),
+    })
 }

@@ -78,7 +78,117 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
     }
 }
 
+/// Signs requests with SigV4 (service `mq`) like the AWS SDKs do.
+#[derive(Clone)]
+pub struct Signer {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub region: String,
+}
+
+impl Signer {
+    /// Parses the `[berth]` profile of a shared-credentials file Berth wrote.
+    pub fn from_credentials_file(path: &std::path::Path) -> Self {
+        let text = std::fs::read_to_string(path).expect("credentials file");
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(k)
+                        .and_then(|r| r.trim_start().strip_prefix('='))
+                })
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| panic!("{k} missing in {}", path.display()))
+        };
+        Self {
+            access_key_id: get("aws_access_key_id"),
+            secret_access_key: get("aws_secret_access_key"),
+            region: "us-east-1".into(),
+        }
+    }
+
+    /// The headers (`authorization`, `x-amz-date`) to add to a request.
+    pub fn headers(
+        &self,
+        method: &str,
+        url: &str,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Vec<(String, String)> {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        use aws_sigv4::sign::v4;
+        let parsed = reqwest::Url::parse(url).expect("url");
+        let host = match parsed.port() {
+            Some(p) => format!("{}:{p}", parsed.host_str().unwrap()),
+            None => parsed.host_str().unwrap().to_owned(),
+        };
+        let identity = aws_credential_types::Credentials::new(
+            self.access_key_id.clone(),
+            self.secret_access_key.clone(),
+            None,
+            None,
+            "berth-tests",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("mq")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let mut hdrs = vec![("host", host.as_str())];
+        if let Some(ct) = content_type {
+            hdrs.push(("content-type", ct));
+        }
+        let req =
+            SignableRequest::new(method, url, hdrs.into_iter(), SignableBody::Bytes(body)).unwrap();
+        let (instructions, _) = sign(req, &params).unwrap().into_parts();
+        instructions
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// Sends a signed JSON request.
+    pub async fn send(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
+        self.send_bytes(http, method, url, bytes, "application/json")
+            .await
+    }
+
+    /// Sends a signed request with an arbitrary body.
+    pub async fn send_bytes(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+    ) -> reqwest::Response {
+        let ct = body.as_ref().map(|_| content_type);
+        let bytes = body.unwrap_or_default();
+        let mut req = http.request(method.clone(), url);
+        for (k, v) in self.headers(method.as_str(), url, &bytes, ct) {
+            req = req.header(k, v);
+        }
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct).body(bytes);
+        }
+        req.send().await.expect("request")
+    }
+}
+
 pub struct TestApp {
+    /// Signs as the default account's admin key.
+    pub signer: Signer,
     /// This app's installation id: every Docker object it creates carries it.
     pub installation: String,
     pub address: String,
@@ -130,7 +240,17 @@ pub async fn spawn_app_on(
         .await
         .expect("installation id");
     pool.close().await;
+    let account = berth::domain::AccountId::parse(&settings.default_account_id).unwrap();
+    let key = berth::app::accounts::access_key_issue(app.context(), &account, "tests")
+        .await
+        .expect("access key");
+    let signer = Signer {
+        access_key_id: key.access_key_id.clone(),
+        secret_access_key: key.secret_access_key.clone(),
+        region: settings.region.clone(),
+    };
     TestApp {
+        signer,
         installation,
         address,
         http: reqwest::Client::new(),
@@ -191,28 +311,45 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.address))
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request")
+        self.send(reqwest::Method::GET, path, None).await
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.http
-            .delete(format!("{}{path}", self.address))
-            .send()
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// A signed request as the default account's admin.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        self.signer
+            .send(&self.http, method, &format!("{}{path}", self.address), body)
             .await
-            .expect("request")
+    }
+
+    /// Issues a key for another account (created on the fly).
+    pub async fn signer_for_account(&self, account: &str) -> Signer {
+        let ctx = self.app.as_ref().expect("running app").context();
+        let account = berth::domain::AccountId::parse(account).unwrap();
+        let key = berth::app::accounts::access_key_issue(ctx, &account, "tests")
+            .await
+            .unwrap();
+        Signer {
+            access_key_id: key.access_key_id.clone(),
+            secret_access_key: key.secret_access_key.clone(),
+            region: "us-east-1".into(),
+        }
     }
 
     /// CreateBroker; panics unless it answers 200. Returns the broker id.
@@ -234,7 +371,7 @@ impl TestApp {
     /// Waits until the broker reaches `state`; panics on timeout or on CREATION_FAILED
     /// when something else was expected.
     pub async fn wait_for_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
-        wait_for_state_at(&self.http, &self.address, id, state, timeout).await
+        wait_for_state_at(&self.http, &self.signer, &self.address, id, state, timeout).await
     }
 
     /// Waits until DescribeBroker answers 404.
@@ -252,6 +389,7 @@ impl TestApp {
 
 pub async fn wait_for_state_at(
     http: &reqwest::Client,
+    signer: &Signer,
     base: &str,
     id: &str,
     state: &str,
@@ -259,8 +397,9 @@ pub async fn wait_for_state_at(
 ) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
-        let resp = http.get(format!("{base}/v1/brokers/{id}")).send().await;
-        if let Ok(resp) = resp {
+        let url = format!("{base}/v1/brokers/{id}");
+        let resp = signer.send(http, reqwest::Method::GET, &url, None).await;
+        {
             if resp.status() == 200 {
                 let v: Value = resp.json().await.unwrap();
                 let now = v["brokerState"].as_str().unwrap_or_default().to_owned();

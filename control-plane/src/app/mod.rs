@@ -1,6 +1,7 @@
 //! The application layer: business rules between thin HTTP handlers and the store.
 //! Handlers parse, call a function here, and render its result.
 
+pub mod accounts;
 pub mod brokers;
 pub mod catalogue;
 pub mod tags;

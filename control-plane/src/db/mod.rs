@@ -4,6 +4,7 @@
 //! grepping a prefix finds every operation on a resource. Row types live in [`model`]
 //! and are distinct from API views.
 
+pub mod account;
 pub mod broker;
 pub mod model;
 

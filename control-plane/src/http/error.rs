@@ -27,6 +27,7 @@ impl IntoResponse for Error {
             Error::BadRequest { .. } => (StatusCode::BAD_REQUEST, "BadRequestException"),
             Error::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "UnauthorizedException"),
             Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "ForbiddenException"),
+            Error::AuthFailure { code, .. } => (StatusCode::FORBIDDEN, *code),
             Error::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFoundException"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "ConflictException"),
             Error::Internal { .. } => (

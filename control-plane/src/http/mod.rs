@@ -9,6 +9,7 @@ pub mod brokers;
 pub mod catalogue;
 pub mod error;
 pub mod health;
+pub mod sigv4;
 pub mod tags;
 pub mod views;
 pub mod web;
@@ -67,7 +68,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[derive(Clone, Debug)]
 pub struct ApiState {
     pub app: AppContext,
-    pub default_account: crate::domain::AccountId,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -97,6 +97,10 @@ async fn not_found() -> Error {
 pub fn router(state: ApiState) -> Router {
     let request_id = HeaderName::from_static("x-amzn-requestid");
     let (api, _) = api_router().split_for_parts();
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
     Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))

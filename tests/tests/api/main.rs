@@ -2,6 +2,7 @@
 //! RabbitMQ, real AMQP client.
 
 mod amqp;
+mod auth;
 mod brokers;
 mod catalogue_tags;
 mod reconciler;

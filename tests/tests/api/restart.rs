@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use berth_tests::{
     amqp_endpoint, docker_objects, fresh_database, port_range, rabbitmq_broker, require_image,
-    wait_for_state_at, wait_until,
+    wait_for_state_at, wait_until, Signer,
 };
 
 use crate::amqp;
@@ -89,13 +89,18 @@ async fn killing_the_control_plane_mid_creation_converges_after_restart() {
         .await
         .unwrap();
     let _cleanup = Cleanup(installation);
+    // The first start on an empty database wrote the admin key.
+    let signer = Signer::from_credentials_file(&data_dir.path().join("credentials"));
     let password = "s3cret-Passw0rd-x";
-    let resp = http
-        .post(format!("{base}/v1/brokers"))
-        .json(&rabbitmq_broker("crashy", "app-user", password))
-        .send()
-        .await
-        .unwrap();
+    let body = rabbitmq_broker("crashy", "app-user", password);
+    let resp = signer
+        .send(
+            &http,
+            reqwest::Method::POST,
+            &format!("{base}/v1/brokers"),
+            Some(&body),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let id = resp.json::<serde_json::Value>().await.unwrap()["brokerId"]
         .as_str()
@@ -128,7 +133,15 @@ async fn killing_the_control_plane_mid_creation_converges_after_restart() {
 
     // A new process on the same database and data dir picks the work up.
     let (mut second, base) = start_berth(&db, data_dir.path(), ports).await;
-    let v = wait_for_state_at(&http, &base, &id, "RUNNING", Duration::from_secs(120)).await;
+    let v = wait_for_state_at(
+        &http,
+        &signer,
+        &base,
+        &id,
+        "RUNNING",
+        Duration::from_secs(120),
+    )
+    .await;
     let conn = amqp::connect(&amqp_endpoint(&v), "app-user", password)
         .await
         .expect("AMQP login after restart");
@@ -139,19 +152,15 @@ async fn killing_the_control_plane_mid_creation_converges_after_restart() {
     );
     let _ = conn.close(200, "bye".into()).await;
 
-    assert_eq!(
-        http.delete(format!("{base}/v1/brokers/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let url = format!("{base}/v1/brokers/{id}");
+    let resp = signer
+        .send(&http, reqwest::Method::DELETE, &url, None)
+        .await;
+    assert_eq!(resp.status(), 200);
     wait_until(Duration::from_secs(60), || async {
-        http.get(format!("{base}/v1/brokers/{id}"))
-            .send()
+        signer
+            .send(&http, reqwest::Method::GET, &url, None)
             .await
-            .unwrap()
             .status()
             == 404
     })

@@ -147,13 +147,17 @@ async fn bad_create_requests_are_400_and_create_nothing() {
         expect_error(&app, body, 400, "BadRequestException", attribute).await;
     }
     // Not JSON at all.
+    let url = format!("{}/v1/brokers", app.address);
     let resp = app
-        .http
-        .post(format!("{}/v1/brokers", app.address))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+        .signer
+        .send_bytes(
+            &app.http,
+            reqwest::Method::POST,
+            &url,
+            Some(b"{not json".to_vec()),
+            "application/json",
+        )
+        .await;
     assert_eq!(resp.status(), 400);
 
     // Nothing was created.
