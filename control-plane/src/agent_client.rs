@@ -4,12 +4,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use broker_agent::spec::HealthReport;
+use broker_agent::spec::{AgentSpec, HealthReport};
 
 #[async_trait]
 pub trait AgentProbe: Send + Sync + 'static {
     /// `GET /health` on the agent at `base` (e.g. `http://127.0.0.1:21007`).
     async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport>;
+    /// `PUT /spec`: the agent applies users (and the watermark) live; Ok once applied.
+    async fn put_spec(
+        &self,
+        base: &str,
+        token: &str,
+        spec: &AgentSpec,
+    ) -> anyhow::Result<HealthReport>;
 }
 
 /// The real client.
@@ -41,6 +48,25 @@ impl AgentProbe for HttpAgentClient {
             .await?;
         let status = resp.status();
         anyhow::ensure!(status.is_success(), "agent answered {status}");
+        Ok(resp.json().await?)
+    }
+
+    async fn put_spec(
+        &self,
+        base: &str,
+        token: &str,
+        spec: &AgentSpec,
+    ) -> anyhow::Result<HealthReport> {
+        let resp = self
+            .http
+            .put(format!("{base}/spec"))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(60))
+            .json(spec)
+            .send()
+            .await?;
+        let status = resp.status();
+        anyhow::ensure!(status.is_success(), "agent refused the spec: {status}");
         Ok(resp.json().await?)
     }
 }

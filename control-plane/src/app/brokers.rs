@@ -473,7 +473,7 @@ pub fn describe_view(
             time_zone: Some(row.maintenance_time_zone.clone()),
         },
         publicly_accessible: row.publicly_accessible,
-        security_groups: Vec::new(),
+        security_groups: row.security_groups.0.clone(),
         storage_type: row.storage_type.clone(),
         subnet_ids: Vec::new(),
         tags: row.tags.0.clone(),
@@ -482,8 +482,11 @@ pub fn describe_view(
             .iter()
             .map(|u| views::UserSummary {
                 username: u.username.clone(),
+                pending_change: u.pending_change.clone(),
             })
             .collect(),
+        pending_engine_version: row.pending_engine_version.clone(),
+        pending_host_instance_type: row.pending_host_instance_type.clone(),
     }
 }
 
@@ -498,6 +501,175 @@ pub fn summary_view(caller: &Caller, row: &BrokerRow) -> views::BrokerSummary {
         engine_type: row.engine_type.clone(),
         host_instance_type: row.host_instance_type.clone(),
     }
+}
+
+/// The caller's broker, or 404.
+pub(crate) async fn owned_broker(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<BrokerRow, Error> {
+    let id = BrokerId::parse(id)?;
+    ctx.store
+        .broker_fetch(caller.account.as_str(), &id)
+        .await?
+        .ok_or_else(|| Error::broker_not_found(id.as_str()))
+}
+
+/// UpdateBroker: settings that Amazon MQ applies at once (maintenance window, minor
+/// upgrades, logs) change now; the instance type and engine version become pending and
+/// are applied at the next reboot or maintenance window.
+pub async fn broker_update(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: views::UpdateBrokerRequest,
+) -> Result<views::UpdateBrokerResponse, Error> {
+    let row = owned_broker(ctx, caller, id).await?;
+    let bid = row.broker_id();
+    if row.state() == BrokerState::DeletionInProgress {
+        return Err(Error::conflict(
+            "broker-id",
+            format!("Broker {bid} is being deleted."),
+        ));
+    }
+    let engine_type = EngineType::from_db(&row.engine_type);
+    let current = EngineVersion::from_db(engine_type, &row.engine_version);
+    let mut update = crate::db::model::BrokerUpdate::default();
+
+    let target_version = match req.engine_version.as_deref() {
+        None => EngineVersion::from_db(
+            engine_type,
+            row.pending_engine_version
+                .as_deref()
+                .unwrap_or(&row.engine_version),
+        ),
+        Some(v) => {
+            let target = EngineVersion::resolve(engine_type, Some(v))?;
+            let major = |s: &str| s.split('.').next().unwrap_or_default().to_owned();
+            if major(target.name) != major(current.name) {
+                return Err(Error::bad_request(
+                    "engineVersion",
+                    format!(
+                        "There is no in-place upgrade path from {engine_type} {} to {}.",
+                        current.name, target.name
+                    ),
+                ));
+            }
+            update.pending_engine_version =
+                Some((target.name != current.name).then(|| target.name.to_owned()));
+            target
+        }
+    };
+    if let Some(t) = &req.host_instance_type {
+        let it = InstanceType::resolve(t, &target_version)?;
+        update.pending_host_instance_type =
+            Some((it.name != row.host_instance_type).then(|| it.name.to_owned()));
+    }
+    match req.authentication_strategy.as_deref() {
+        None | Some("SIMPLE") => {}
+        Some(other) => {
+            return Err(Error::bad_request(
+                "authenticationStrategy",
+                format!("Authentication strategy {other} is not available on this Berth installation; use SIMPLE."),
+            ))
+        }
+    }
+    if req.ldap_server_metadata.is_some() {
+        return Err(Error::bad_request(
+            "ldapServerMetadata",
+            "LDAP server metadata requires the LDAP authentication strategy.",
+        ));
+    }
+    if req.configuration.is_some() {
+        return Err(Error::bad_request(
+            "configuration",
+            "Configurations are not available on this Berth installation yet.",
+        ));
+    }
+    if req.storage_size.is_some() {
+        return Err(Error::bad_request(
+            "storageSize",
+            "storageSize can only be set for RabbitMQ CLUSTER_MULTI_AZ brokers.",
+        ));
+    }
+    match req.data_replication_mode.as_deref() {
+        None | Some("NONE") => {}
+        Some(_) => {
+            return Err(Error::bad_request(
+                "dataReplicationMode",
+                "Cross-region data replication is not available on this Berth installation.",
+            ))
+        }
+    }
+    if req
+        .resource_share_arns
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
+        return Err(Error::bad_request(
+            "resourceShareArns",
+            "Resource sharing is not available on this Berth installation.",
+        ));
+    }
+    if let Some(logs) = &req.logs {
+        if engine_type == EngineType::Rabbitmq && logs.audit == Some(true) {
+            return Err(Error::bad_request(
+                "logs",
+                "Audit logs are not supported for engine type RABBITMQ.",
+            ));
+        }
+        update.logs_general = logs.general;
+    }
+    if let Some(sg) = &req.security_groups {
+        if sg.len() > 5 {
+            return Err(Error::bad_request(
+                "securityGroups",
+                "A broker can have at most 5 security groups.",
+            ));
+        }
+        update.security_groups = Some(sg.clone());
+    }
+    if req.maintenance_window_start_time.is_some() {
+        update.maintenance = Some(maintenance_window(req.maintenance_window_start_time)?);
+    }
+    update.auto_minor_version_upgrade = req.auto_minor_version_upgrade;
+    ctx.store.broker_update(&bid, &update).await?;
+    let row = owned_broker(ctx, caller, bid.as_str()).await?;
+    Ok(views::UpdateBrokerResponse {
+        auto_minor_version_upgrade: row.auto_minor_version_upgrade,
+        broker_id: row.id.clone(),
+        engine_version: req.engine_version.map(|_| target_version.name.to_owned()),
+        host_instance_type: req.host_instance_type,
+        logs: views::LogsView {
+            general: row.logs_general,
+        },
+        maintenance_window_start_time: WeeklyStartTime {
+            day_of_week: Some(row.maintenance_day.clone()),
+            time_of_day: Some(row.maintenance_time.clone()),
+            time_zone: Some(row.maintenance_time_zone.clone()),
+        },
+        security_groups: row.security_groups.0.clone(),
+    })
+}
+
+/// RebootBroker: REBOOT_IN_PROGRESS now; the reconciler applies pending changes,
+/// restarts the engine on the same volume and returns the broker to RUNNING.
+pub async fn broker_reboot(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), Error> {
+    let row = owned_broker(ctx, caller, id).await?;
+    let bid = row.broker_id();
+    if !ctx.store.broker_request_reboot(&bid).await? {
+        return Err(Error::bad_request(
+            "broker-id",
+            format!(
+                "Broker {bid} is in state {}; only a RUNNING broker can be rebooted.",
+                row.state()
+            ),
+        ));
+    }
+    tracing::info!(broker = %bid, "reboot requested");
+    ctx.nudger.nudge();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod brokers;
 pub mod catalogue;
 pub mod tags;
+pub mod users;
 
 use crate::crypto::SecretBox;
 use crate::db::broker::PortPool;

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use rand::Rng;
 
-use super::model::{BrokerRow, NewBroker, PortRow, UserRow};
+use super::model::{BrokerRow, BrokerUpdate, NewBroker, PortRow, UserRow};
 use super::{is_unique_violation, DataStore};
 use crate::domain::{BrokerId, BrokerState};
 use crate::error::{Error, ResultExt};
@@ -30,7 +30,8 @@ const BROKER_COLUMNS: &str = "id, account_id, name, engine_type, engine_version,
      host_instance_type, storage_type, authentication_strategy, publicly_accessible, \
      auto_minor_version_upgrade, maintenance_day, maintenance_time, maintenance_time_zone, \
      logs_general, tags, creator_request_id, state, state_reason, agent_token_enc, \
-     erlang_cookie_enc, created_at, state_changed_at";
+     erlang_cookie_enc, created_at, state_changed_at, pending_host_instance_type, \
+     pending_engine_version, security_groups, reboot_requested_at";
 
 impl DataStore {
     /// Inserts a broker with its users and pinned host ports, atomically. Ports are
@@ -275,6 +276,200 @@ impl DataStore {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Applies UpdateBroker's changes (immediate settings and pending ones).
+    pub async fn broker_update(&self, id: &BrokerId, u: &BrokerUpdate) -> Result<(), Error> {
+        let mut q = sqlx::QueryBuilder::new("UPDATE brokers SET id = id");
+        if let Some(v) = &u.pending_host_instance_type {
+            q.push(", pending_host_instance_type = ")
+                .push_bind(v.clone());
+        }
+        if let Some(v) = &u.pending_engine_version {
+            q.push(", pending_engine_version = ").push_bind(v.clone());
+        }
+        if let Some(v) = u.auto_minor_version_upgrade {
+            q.push(", auto_minor_version_upgrade = ").push_bind(v);
+        }
+        if let Some((day, time, tz)) = &u.maintenance {
+            q.push(", maintenance_day = ").push_bind(day.clone());
+            q.push(", maintenance_time = ").push_bind(time.clone());
+            q.push(", maintenance_time_zone = ").push_bind(tz.clone());
+        }
+        if let Some(v) = u.logs_general {
+            q.push(", logs_general = ").push_bind(v);
+        }
+        if let Some(v) = &u.security_groups {
+            q.push(", security_groups = ")
+                .push_bind(sqlx::types::Json(v.clone()));
+        }
+        q.push(" WHERE id = ").push_bind(id.as_str());
+        q.build()
+            .execute(&self.pool)
+            .await
+            .context_internal("updating broker")?;
+        Ok(())
+    }
+
+    /// RUNNING (or CRITICAL_ACTION_REQUIRED) → REBOOT_IN_PROGRESS, stamping the request.
+    pub async fn broker_request_reboot(&self, id: &BrokerId) -> Result<bool, Error> {
+        let res = sqlx::query(
+            "UPDATE brokers SET state = $2, reboot_requested_at = now(), state_changed_at = now() \
+             WHERE id = $1 AND state = ANY($3)",
+        )
+        .bind(id.as_str())
+        .bind(BrokerState::RebootInProgress.as_wire())
+        .bind([
+            BrokerState::Running.as_wire(),
+            BrokerState::CriticalActionRequired.as_wire(),
+        ])
+        .execute(&self.pool)
+        .await
+        .context_internal("requesting reboot")?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Makes pending settings current (at reboot or in the maintenance window). Idempotent.
+    pub async fn broker_apply_pending(&self, id: &BrokerId) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE brokers SET \
+               host_instance_type = COALESCE(pending_host_instance_type, host_instance_type), \
+               engine_version = COALESCE(pending_engine_version, engine_version), \
+               pending_host_instance_type = NULL, pending_engine_version = NULL \
+             WHERE id = $1 AND (pending_host_instance_type IS NOT NULL OR pending_engine_version IS NOT NULL)",
+        )
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .context_internal("applying pending changes")?;
+        Ok(())
+    }
+
+    pub async fn user_create(
+        &self,
+        broker: &BrokerId,
+        user: &super::model::NewUser,
+        max_users: i64,
+    ) -> Result<(), Error> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context_internal("begin user_create")?;
+        // Serialize user changes of this broker.
+        sqlx::query("SELECT id FROM brokers WHERE id = $1 FOR UPDATE")
+            .bind(broker.as_str())
+            .execute(&mut *tx)
+            .await
+            .context_internal("locking broker")?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM broker_users WHERE broker_id = $1")
+                .bind(broker.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .context_internal("counting users")?;
+        if count >= max_users {
+            return Err(Error::bad_request(
+                "username",
+                format!("A broker can have at most {max_users} users."),
+            ));
+        }
+        let res = sqlx::query(
+            "INSERT INTO broker_users (broker_id, username, password_enc, console_access, groups, pending_change) \
+             VALUES ($1, $2, $3, $4, $5, 'CREATE')",
+        )
+        .bind(broker.as_str())
+        .bind(&user.username)
+        .bind(&user.password_enc)
+        .bind(user.console_access)
+        .bind(sqlx::types::Json(&user.groups))
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e, "broker_users_pkey") => {
+                return Err(Error::conflict(
+                    "username",
+                    format!("User {} already exists on this broker.", user.username),
+                ));
+            }
+            Err(e) => return Err(Error::internal("inserting user", e)),
+        }
+        tx.commit().await.context_internal("commit user_create")?;
+        Ok(())
+    }
+
+    /// Records an UpdateUser; `None` fields stay as they are. False when no such user.
+    pub async fn user_update(
+        &self,
+        broker: &BrokerId,
+        username: &str,
+        password_enc: Option<&[u8]>,
+        console_access: Option<bool>,
+        groups: Option<&[String]>,
+    ) -> Result<bool, Error> {
+        let res = sqlx::query(
+            "UPDATE broker_users SET \
+               password_enc = COALESCE($3, password_enc), \
+               console_access = COALESCE($4, console_access), \
+               groups = COALESCE($5, groups), \
+               pending_change = CASE WHEN pending_change = 'CREATE' THEN 'CREATE' ELSE 'UPDATE' END, \
+               change_seq = nextval('user_change_seq') \
+             WHERE broker_id = $1 AND username = $2 AND pending_change IS DISTINCT FROM 'DELETE'",
+        )
+        .bind(broker.as_str())
+        .bind(username)
+        .bind(password_enc)
+        .bind(console_access)
+        .bind(groups.map(sqlx::types::Json))
+        .execute(&self.pool)
+        .await
+        .context_internal("updating user")?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Marks a user for deletion. False when no such user (or already being deleted).
+    pub async fn user_mark_deleted(
+        &self,
+        broker: &BrokerId,
+        username: &str,
+    ) -> Result<bool, Error> {
+        let res = sqlx::query(
+            "UPDATE broker_users SET pending_change = 'DELETE', change_seq = nextval('user_change_seq') \
+             WHERE broker_id = $1 AND username = $2 AND pending_change IS DISTINCT FROM 'DELETE'",
+        )
+        .bind(broker.as_str())
+        .bind(username)
+        .execute(&self.pool)
+        .await
+        .context_internal("deleting user")?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// The agent applied every change up to `seq`: drop deleted users, clear the rest.
+    pub async fn users_confirm(&self, broker: &BrokerId, seq: i64) -> Result<(), Error> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context_internal("begin users_confirm")?;
+        sqlx::query("DELETE FROM broker_users WHERE broker_id = $1 AND pending_change = 'DELETE' AND change_seq <= $2")
+            .bind(broker.as_str())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .context_internal("dropping deleted users")?;
+        sqlx::query(
+            "UPDATE broker_users SET pending_change = NULL \
+             WHERE broker_id = $1 AND pending_change IS NOT NULL AND change_seq <= $2",
+        )
+        .bind(broker.as_str())
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .context_internal("confirming users")?;
+        tx.commit().await.context_internal("commit users_confirm")?;
+        Ok(())
+    }
+
     pub async fn broker_tags_set(
         &self,
         id: &BrokerId,
@@ -291,7 +486,7 @@ impl DataStore {
 
     pub async fn broker_users(&self, id: &BrokerId) -> Result<Vec<UserRow>, Error> {
         sqlx::query_as(
-            "SELECT broker_id, username, password_enc, console_access, groups FROM broker_users \
+            "SELECT broker_id, username, password_enc, console_access, groups, pending_change, change_seq FROM broker_users \
              WHERE broker_id = $1 ORDER BY username",
         )
         .bind(id.as_str())

@@ -30,6 +30,10 @@ pub struct BrokerRow {
     pub erlang_cookie_enc: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub state_changed_at: DateTime<Utc>,
+    pub pending_host_instance_type: Option<String>,
+    pub pending_engine_version: Option<String>,
+    pub security_groups: sqlx::types::Json<Vec<String>>,
+    pub reboot_requested_at: Option<DateTime<Utc>>,
 }
 
 impl BrokerRow {
@@ -49,6 +53,20 @@ pub struct UserRow {
     pub password_enc: Vec<u8>,
     pub console_access: bool,
     pub groups: sqlx::types::Json<Vec<String>>,
+    /// `CREATE` / `UPDATE` / `DELETE` until the agent has applied it.
+    pub pending_change: Option<String>,
+    pub change_seq: i64,
+}
+
+/// Settings UpdateBroker changes; `None` leaves a column alone.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerUpdate {
+    pub pending_host_instance_type: Option<Option<String>>,
+    pub pending_engine_version: Option<Option<String>>,
+    pub auto_minor_version_upgrade: Option<bool>,
+    pub maintenance: Option<(String, String, String)>,
+    pub logs_general: Option<bool>,
+    pub security_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -8,8 +8,8 @@ use utoipa_axum::routes;
 
 use super::body::parse_json;
 use super::views::{
-    CreateBrokerRequest, CreateBrokerResponse, DeleteBrokerResponse, DescribeBrokerResponse,
-    ErrorBody, ListBrokersResponse, PageQuery,
+    CreateBrokerRequest, CreateBrokerResponse, DeleteBrokerResponse, DescribeBrokerResponse, Empty,
+    ErrorBody, ListBrokersResponse, PageQuery, UpdateBrokerRequest, UpdateBrokerResponse,
 };
 use super::ApiState;
 use crate::app::{brokers, Caller};
@@ -20,7 +20,8 @@ pub const TAG: &str = "brokers";
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_brokers, create_broker))
-        .routes(routes!(describe_broker, delete_broker))
+        .routes(routes!(describe_broker, delete_broker, update_broker))
+        .routes(routes!(reboot_broker))
 }
 
 /// CreateBroker: records the broker and returns at once; it moves from
@@ -105,4 +106,44 @@ async fn delete_broker(
     Ok(Json(DeleteBrokerResponse {
         broker_id: id.to_string(),
     }))
+}
+
+/// UpdateBroker: instance type and engine version become pending (applied at reboot or
+/// in the maintenance window); other settings apply at once.
+#[utoipa::path(put, path = "/v1/brokers/{broker_id}", tag = TAG, operation_id = "UpdateBroker",
+    params(("broker_id" = String, Path, description = "Broker id, b-<uuid>")),
+    request_body = UpdateBrokerRequest,
+    responses(
+        (status = 200, body = UpdateBrokerResponse),
+        (status = 400, description = "BadRequestException", body = ErrorBody),
+        (status = 404, description = "NotFoundException", body = ErrorBody),
+        (status = 409, description = "ConflictException", body = ErrorBody),
+    ))]
+async fn update_broker(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<UpdateBrokerResponse>, Error> {
+    let req: UpdateBrokerRequest = parse_json(&body)?;
+    Ok(Json(
+        brokers::broker_update(&state.app, &caller, &id, req).await?,
+    ))
+}
+
+/// RebootBroker: REBOOT_IN_PROGRESS, pending changes applied, back to RUNNING.
+#[utoipa::path(post, path = "/v1/brokers/{broker_id}/reboot", tag = TAG, operation_id = "RebootBroker",
+    params(("broker_id" = String, Path, description = "Broker id, b-<uuid>")),
+    responses(
+        (status = 200, body = Empty),
+        (status = 400, description = "BadRequestException: not RUNNING", body = ErrorBody),
+        (status = 404, description = "NotFoundException", body = ErrorBody),
+    ))]
+async fn reboot_broker(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Empty>, Error> {
+    brokers::broker_reboot(&state.app, &caller, &id).await?;
+    Ok(Json(Empty {}))
 }

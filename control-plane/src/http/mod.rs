@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod sigv4;
 pub mod tags;
+pub mod users;
 pub mod views;
 pub mod web;
 
@@ -45,6 +46,7 @@ use crate::error::Error;
         (name = "brokers", description = "Broker lifecycle"),
         (name = "catalogue", description = "Engines, versions and instance types"),
         (name = "tags", description = "Tags on brokers and configurations"),
+        (name = "users", description = "Broker users, applied live"),
     )
 )]
 struct ApiDoc;
@@ -55,6 +57,7 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(brokers::routes())
         .merge(catalogue::routes())
         .merge(tags::routes())
+        .merge(users::routes())
 }
 
 /// The OpenAPI document of the control plane, generated from the code.

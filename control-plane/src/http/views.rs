@@ -119,6 +119,9 @@ pub struct LogsSummary {
 #[serde(rename_all = "camelCase")]
 pub struct UserSummary {
     pub username: String,
+    /// CREATE / UPDATE / DELETE until the broker has applied the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,6 +150,10 @@ pub struct DescribeBrokerResponse {
     pub host_instance_type: String,
     pub logs: LogsSummary,
     pub maintenance_window_start_time: WeeklyStartTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_engine_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_host_instance_type: Option<String>,
     pub publicly_accessible: bool,
     pub security_groups: Vec<String>,
     pub storage_type: String,
@@ -263,4 +270,84 @@ pub struct CatalogueQuery {
 pub struct TagsBody {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateBrokerRequest {
+    pub authentication_strategy: Option<String>,
+    pub auto_minor_version_upgrade: Option<bool>,
+    pub configuration: Option<ConfigurationIdInput>,
+    pub engine_version: Option<String>,
+    pub host_instance_type: Option<String>,
+    pub ldap_server_metadata: Option<serde_json::Value>,
+    pub logs: Option<LogsInput>,
+    pub maintenance_window_start_time: Option<WeeklyStartTime>,
+    pub security_groups: Option<Vec<String>>,
+    pub storage_size: Option<i64>,
+    pub data_replication_mode: Option<String>,
+    pub resource_share_arns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsView {
+    pub general: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateBrokerResponse {
+    pub auto_minor_version_upgrade: bool,
+    pub broker_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_instance_type: Option<String>,
+    pub logs: LogsView,
+    pub maintenance_window_start_time: WeeklyStartTime,
+    pub security_groups: Vec<String>,
+}
+
+/// Empty JSON object replies (RebootBroker, CreateUser, UpdateUser, DeleteUser).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Empty {}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRequest {
+    pub console_access: Option<bool>,
+    pub groups: Option<Vec<String>>,
+    pub password: Option<String>,
+    pub replication_user: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPendingChanges {
+    pub pending_change: String,
+    pub console_access: bool,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeUserResponse {
+    pub broker_id: String,
+    pub console_access: bool,
+    pub groups: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<UserPendingChanges>,
+    pub replication_user: bool,
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListUsersResponse {
+    pub broker_id: String,
+    pub max_results: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    pub users: Vec<UserSummary>,
 }

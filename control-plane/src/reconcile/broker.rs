@@ -119,13 +119,89 @@ impl BrokerReconciler {
                 Ok(StepOutcome::Stable)
             }
             BrokerState::CreationInProgress => self.step_creating(&row).await,
-            BrokerState::Running
-            | BrokerState::RebootInProgress
-            | BrokerState::CriticalActionRequired => {
+            BrokerState::RebootInProgress => self.step_rebooting(&row).await,
+            BrokerState::Running | BrokerState::CriticalActionRequired => {
                 self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
+                self.push_users(&row).await?;
                 Ok(StepOutcome::Stable)
             }
         }
+    }
+
+    /// A reboot applies pending settings, recreates the container from the current
+    /// desired state (new limits, same volume) and waits for the agent. A container
+    /// created after the reboot request is this reboot's own, so a retried step never
+    /// recreates twice.
+    async fn step_rebooting(&self, row: &BrokerRow) -> anyhow::Result<StepOutcome> {
+        let id = row.broker_id();
+        self.store.broker_apply_pending(&id).await?;
+        let Some(row) = self.store.broker_fetch_unscoped(&id).await? else {
+            return Ok(StepOutcome::Gone);
+        };
+        let requested = row.reboot_requested_at.unwrap_or(row.state_changed_at);
+        let name = engine::container_name(&id, 0);
+        if let Some(status) = self.runtime.container_status(&name).await? {
+            if status.created.is_none_or(|created| created < requested) {
+                tracing::info!(broker = %id, "reboot: recreating the container");
+                self.runtime.stop_container(&name, 30).await?;
+                self.runtime.remove_container(&name).await?;
+            }
+        }
+        self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
+        match self.probe(&row).await {
+            Ok(EngineState::Ready) => {
+                self.push_users(&row).await?;
+                if self
+                    .store
+                    .broker_transition(
+                        &id,
+                        &[BrokerState::RebootInProgress],
+                        BrokerState::Running,
+                        None,
+                    )
+                    .await?
+                {
+                    tracing::info!(broker = %id, "reboot complete: RUNNING");
+                }
+                Ok(StepOutcome::Stable)
+            }
+            _ if chrono::Utc::now() - requested
+                > chrono::Duration::from_std(self.config.create_timeout)? =>
+            {
+                let reason = format!(
+                    "The engine did not come back within {} s of the reboot.",
+                    self.config.create_timeout.as_secs()
+                );
+                self.store
+                    .broker_transition(
+                        &id,
+                        &[BrokerState::RebootInProgress],
+                        BrokerState::CriticalActionRequired,
+                        Some(&reason),
+                    )
+                    .await?;
+                Ok(StepOutcome::Stable)
+            }
+            _ => Ok(StepOutcome::Waiting),
+        }
+    }
+
+    /// Sends the users to the agent when any change is pending, then confirms exactly
+    /// the changes the agent saw.
+    async fn push_users(&self, row: &BrokerRow) -> anyhow::Result<()> {
+        let id = row.broker_id();
+        let users = self.store.broker_users(&id).await?;
+        if users.iter().all(|u| u.pending_change.is_none()) {
+            return Ok(());
+        }
+        let seq = users.iter().map(|u| u.change_seq).max().unwrap_or(0);
+        let spec = self.agent_spec(row, &users)?;
+        let token = self.secrets.open(&row.agent_token_enc)?;
+        let base = self.agent_base(&id).await?;
+        self.agent.put_spec(&base, &token, &spec).await?;
+        self.store.users_confirm(&id, seq).await?;
+        tracing::info!(broker = %id, "user changes applied by the agent");
+        Ok(())
     }
 
     async fn step_creating(&self, row: &BrokerRow) -> anyhow::Result<StepOutcome> {
@@ -204,9 +280,9 @@ impl BrokerReconciler {
         Ok(())
     }
 
-    /// Asks the agent how the engine is doing.
-    async fn probe(&self, row: &BrokerRow) -> anyhow::Result<EngineState> {
-        let ports = self.store.broker_ports(&row.broker_id()).await?;
+    /// Base URL of the agent of node 0, through its published port.
+    async fn agent_base(&self, id: &BrokerId) -> anyhow::Result<String> {
+        let ports = self.store.broker_ports(id).await?;
         let port = ports
             .iter()
             .find(|p| p.node == 0 && p.protocol == AGENT_PROTOCOL)
@@ -215,12 +291,14 @@ impl BrokerReconciler {
             "0.0.0.0" | "" => "127.0.0.1",
             h => h,
         };
+        Ok(format!("http://{host}:{}", port.host_port))
+    }
+
+    /// Asks the agent how the engine is doing.
+    async fn probe(&self, row: &BrokerRow) -> anyhow::Result<EngineState> {
         let token = self.secrets.open(&row.agent_token_enc)?;
-        let report = self
-            .agent
-            .health(&format!("http://{host}:{}", port.host_port), &token)
-            .await?;
-        Ok(report.state)
+        let base = self.agent_base(&row.broker_id()).await?;
+        Ok(self.agent.health(&base, &token).await?.state)
     }
 
     fn labels(&self, id: &BrokerId, node: Option<i32>) -> HashMap<String, String> {
@@ -264,20 +342,28 @@ impl BrokerReconciler {
         Ok(())
     }
 
-    async fn container_spec(&self, row: &BrokerRow) -> anyhow::Result<ContainerSpec> {
+    /// What the agent must run: current users (those being deleted left out), secrets
+    /// opened.
+    fn agent_spec(
+        &self,
+        row: &BrokerRow,
+        user_rows: &[crate::db::model::UserRow],
+    ) -> anyhow::Result<AgentSpec> {
         let id = row.broker_id();
         let engine_type = EngineType::from_db(&row.engine_type);
         let version = EngineVersion::from_db(engine_type, &row.engine_version);
-        let instance = InstanceType::from_db(&row.host_instance_type);
         let mut users = Vec::new();
-        for (i, u) in self.store.broker_users(&id).await?.into_iter().enumerate() {
+        for u in user_rows
+            .iter()
+            .filter(|u| u.pending_change.as_deref() != Some("DELETE"))
+        {
             users.push(EngineUser {
-                username: u.username,
+                username: u.username.clone(),
                 password: self.secrets.open(&u.password_enc)?,
-                admin: i == 0 || u.console_access,
+                admin: users.is_empty() || u.console_access,
             });
         }
-        let agent_spec = AgentSpec {
+        Ok(AgentSpec {
             broker_id: id.to_string(),
             engine: match engine_type {
                 EngineType::Rabbitmq => Engine::Rabbitmq,
@@ -288,7 +374,15 @@ impl BrokerReconciler {
             agent_token: self.secrets.open(&row.agent_token_enc)?,
             erlang_cookie: Some(self.secrets.open(&row.erlang_cookie_enc)?),
             memory_high_watermark: None,
-        };
+        })
+    }
+
+    async fn container_spec(&self, row: &BrokerRow) -> anyhow::Result<ContainerSpec> {
+        let id = row.broker_id();
+        let engine_type = EngineType::from_db(&row.engine_type);
+        let version = EngineVersion::from_db(engine_type, &row.engine_version);
+        let instance = InstanceType::from_db(&row.host_instance_type);
+        let agent_spec = self.agent_spec(row, &self.store.broker_users(&id).await?)?;
         let ports = self.store.broker_ports(&id).await?;
         let mut published = Vec::new();
         for ep in engine::engine_ports(engine_type) {

@@ -271,6 +271,11 @@ impl ContainerRuntime for DockerRuntime {
                     exit_code: state.exit_code,
                     restart_count: c.restart_count.unwrap_or(0),
                     image_id: c.image.unwrap_or_default(),
+                    created: c
+                        .created
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc)),
                 }))
             }
             Err(e) if status_of(&e) == Some(404) => Ok(None),

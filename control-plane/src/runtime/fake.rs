@@ -17,7 +17,7 @@ struct State {
     images: Vec<String>,
     networks: BTreeMap<String, HashMap<String, String>>,
     volumes: BTreeMap<String, HashMap<String, String>>,
-    containers: BTreeMap<String, (ContainerSpec, bool)>,
+    containers: BTreeMap<String, (ContainerSpec, bool, chrono::DateTime<chrono::Utc>)>,
     /// Names of operations that fail once, e.g. `"start_container"`.
     fail_next: Vec<String>,
     calls: Vec<String>,
@@ -50,7 +50,7 @@ impl FakeRuntime {
             .unwrap()
             .containers
             .get(name)
-            .map(|(s, _)| s.clone())
+            .map(|(s, _, _)| s.clone())
     }
 
     /// Simulates the container dying (or `docker stop` from outside).
@@ -124,8 +124,13 @@ impl ContainerRuntime for FakeRuntime {
         }
         let running = s.containers.get(&spec.name).map(|c| c.1).unwrap_or(false);
         if !running {
+            let created = s
+                .containers
+                .get(&spec.name)
+                .map(|c| c.2)
+                .unwrap_or_else(chrono::Utc::now);
             s.containers
-                .insert(spec.name.clone(), (spec.clone(), false));
+                .insert(spec.name.clone(), (spec.clone(), false, created));
         }
         Ok(())
     }
@@ -134,11 +139,12 @@ impl ContainerRuntime for FakeRuntime {
         let s = self.enter("container_status")?;
         Ok(s.containers
             .get(name)
-            .map(|(spec, running)| ContainerStatus {
+            .map(|(spec, running, created)| ContainerStatus {
                 running: *running,
                 exit_code: if *running { None } else { Some(0) },
                 restart_count: 0,
                 image_id: format!("sha256:{}", spec.image),
+                created: Some(*created),
             }))
     }
 
@@ -185,7 +191,7 @@ impl ContainerRuntime for FakeRuntime {
             l.get(LABEL_INSTALLATION).map(String::as_str) == Some(installation)
         };
         let mut out = Vec::new();
-        for (name, (spec, _)) in &s.containers {
+        for (name, (spec, _, _)) in &s.containers {
             if mine(&spec.labels) {
                 out.push(ManagedObject {
                     kind: ObjectKind::Container,

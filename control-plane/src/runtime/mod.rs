@@ -62,6 +62,8 @@ pub struct ContainerStatus {
     pub restart_count: i64,
     /// Image id the container was created from.
     pub image_id: String,
+    /// When the container was created (a reboot recreates it).
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Kinds of Docker objects Berth owns.

@@ -5,6 +5,8 @@ mod amqp;
 mod auth;
 mod brokers;
 mod catalogue_tags;
+mod lifecycle;
+mod protocols;
 mod reconciler;
 mod restart;
 mod validation;

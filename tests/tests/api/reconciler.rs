@@ -18,7 +18,7 @@ use berth::reconcile::broker::ReconcilerConfig;
 use berth::reconcile::{BrokerReconciler, Nudger, StepOutcome};
 use berth::runtime::fake::FakeRuntime;
 use berth::runtime::ContainerRuntime;
-use broker_agent::spec::{Engine, EngineState, HealthReport};
+use broker_agent::spec::{AgentSpec, Engine, EngineState, HealthReport};
 use tokio_util::sync::CancellationToken;
 
 use berth_tests::{fresh_database, port_range, rabbitmq_broker, RABBITMQ_IMAGE};
@@ -28,6 +28,15 @@ pub struct ReadyAgent;
 
 #[async_trait]
 impl AgentProbe for ReadyAgent {
+    async fn put_spec(
+        &self,
+        base: &str,
+        token: &str,
+        _spec: &AgentSpec,
+    ) -> anyhow::Result<HealthReport> {
+        self.health(base, token).await
+    }
+
     async fn health(&self, _base: &str, _token: &str) -> anyhow::Result<HealthReport> {
         Ok(HealthReport {
             broker_id: String::new(),
@@ -253,4 +262,135 @@ async fn garbage_collection_removes_only_orphans_of_this_installation() {
         .unwrap()
         .is_none());
     assert_eq!(h.runtime.counts(), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn reboot_applies_pending_instance_type_by_recreating_the_container_once() {
+    let h = harness().await;
+    let id = h.create("resize").await;
+    h.rec.step(&id).await.unwrap();
+    let name = engine::container_name(&id, 0);
+    let before = h
+        .runtime
+        .container_status(&name)
+        .await
+        .unwrap()
+        .unwrap()
+        .created;
+    let req =
+        serde_json::from_value(serde_json::json!({"hostInstanceType": "mq.m7g.large"})).unwrap();
+    berth::app::brokers::broker_update(&h.ctx, &h.caller, id.as_str(), req)
+        .await
+        .unwrap();
+    let row = h
+        .ctx
+        .store
+        .broker_fetch_unscoped(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.pending_host_instance_type.as_deref(),
+        Some("mq.m7g.large")
+    );
+    // Pending changes do not touch the running container.
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(
+        h.runtime.container_spec(&name).unwrap().memory_bytes,
+        4 << 30
+    );
+
+    berth::app::brokers::broker_reboot(&h.ctx, &h.caller, id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("REBOOT_IN_PROGRESS"));
+    // A second reboot while one is under way is refused.
+    assert!(
+        berth::app::brokers::broker_reboot(&h.ctx, &h.caller, id.as_str())
+            .await
+            .is_err()
+    );
+    h.runtime.fail_next("start_container");
+    assert!(h.rec.step(&id).await.is_err());
+    let recreated = h
+        .runtime
+        .container_status(&name)
+        .await
+        .unwrap()
+        .unwrap()
+        .created;
+    assert!(recreated > before, "the container must be recreated");
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
+    // The retry reused the container this reboot created.
+    assert_eq!(
+        h.runtime
+            .container_status(&name)
+            .await
+            .unwrap()
+            .unwrap()
+            .created,
+        recreated
+    );
+    let row = h
+        .ctx
+        .store
+        .broker_fetch_unscoped(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.state.as_str(), row.host_instance_type.as_str()),
+        ("RUNNING", "mq.m7g.large")
+    );
+    assert_eq!(row.pending_host_instance_type, None);
+    let spec = h.runtime.container_spec(&name).unwrap();
+    assert_eq!(spec.memory_bytes, 8 << 30);
+    assert_eq!(spec.nano_cpus, 2_000_000_000);
+}
+
+#[tokio::test]
+async fn user_changes_stay_pending_until_the_agent_confirms() {
+    let h = harness().await;
+    let id = h.create("users").await;
+    h.rec.step(&id).await.unwrap();
+    let req = serde_json::from_value(serde_json::json!({"password": "an0ther-Passw0rd"})).unwrap();
+    berth::app::users::user_create(&h.ctx, &h.caller, id.as_str(), "second-user", req)
+        .await
+        .unwrap();
+    let u = berth::app::users::user_describe(&h.ctx, &h.caller, id.as_str(), "second-user")
+        .await
+        .unwrap();
+    assert_eq!(u.pending.unwrap().pending_change, "CREATE");
+    h.rec.step(&id).await.unwrap();
+    let u = berth::app::users::user_describe(&h.ctx, &h.caller, id.as_str(), "second-user")
+        .await
+        .unwrap();
+    assert!(u.pending.is_none());
+    berth::app::users::user_delete(&h.ctx, &h.caller, id.as_str(), "second-user")
+        .await
+        .unwrap();
+    let list = berth::app::users::user_list(&h.ctx, &h.caller, id.as_str(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        list.users
+            .iter()
+            .find(|u| u.username == "second-user")
+            .unwrap()
+            .pending_change
+            .as_deref(),
+        Some("DELETE")
+    );
+    h.rec.step(&id).await.unwrap();
+    assert!(
+        berth::app::users::user_describe(&h.ctx, &h.caller, id.as_str(), "second-user")
+            .await
+            .is_err()
+    );
+    // The last user cannot go.
+    assert!(
+        berth::app::users::user_delete(&h.ctx, &h.caller, id.as_str(), "admin-user")
+            .await
+            .is_err()
+    );
 }

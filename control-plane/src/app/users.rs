@@ -1,0 +1,249 @@
+//! Broker users (CreateUser, UpdateUser, DeleteUser, DescribeUser, ListUsers).
+//!
+//! Amazon MQ applies user changes only at the next reboot; Berth applies them live: the
+//! change is recorded with a pending marker, the reconciler hands the new user set to
+//! the broker's agent, and the marker is cleared once the agent confirms. Until then
+//! DescribeUser / ListUsers / DescribeBroker show the pending change honestly.
+
+use base64::Engine as _;
+
+use super::brokers::owned_broker;
+use super::{AppContext, Caller};
+use crate::db::model::{BrokerRow, NewUser, UserRow};
+use crate::domain::{BrokerState, EngineType, Password, Username};
+use crate::error::Error;
+use crate::http::views;
+
+/// Per-broker quota (Amazon MQ: 250 users per broker).
+pub const MAX_USERS: i64 = 250;
+
+fn parse_username(engine: EngineType, name: &str) -> Result<Username, Error> {
+    match engine {
+        EngineType::Rabbitmq => Username::parse_rabbitmq(name, "username"),
+        EngineType::Activemq => Username::parse_activemq(name, "username"),
+    }
+}
+
+fn check_groups(engine: EngineType, groups: &Option<Vec<String>>) -> Result<(), Error> {
+    let Some(groups) = groups else { return Ok(()) };
+    if engine == EngineType::Rabbitmq && !groups.is_empty() {
+        return Err(Error::bad_request(
+            "groups",
+            "Groups are not supported for engine type RABBITMQ.",
+        ));
+    }
+    if groups.len() > 20 {
+        return Err(Error::bad_request(
+            "groups",
+            "A user can belong to at most 20 groups.",
+        ));
+    }
+    for g in groups {
+        Username::parse_activemq(g, "groups")?;
+    }
+    Ok(())
+}
+
+async fn writable_broker(ctx: &AppContext, caller: &Caller, id: &str) -> Result<BrokerRow, Error> {
+    let row = owned_broker(ctx, caller, id).await?;
+    match row.state() {
+        BrokerState::DeletionInProgress => Err(Error::conflict(
+            "broker-id",
+            format!("Broker {} is being deleted.", row.id),
+        )),
+        BrokerState::CreationFailed => Err(Error::conflict(
+            "broker-id",
+            format!("Broker {} failed to create.", row.id),
+        )),
+        _ => Ok(row),
+    }
+}
+
+fn user_not_found(broker: &str, username: &str) -> Error {
+    Error::not_found(
+        "username",
+        format!("Can't find requested user [{username}] on broker [{broker}]."),
+    )
+}
+
+pub async fn user_create(
+    ctx: &AppContext,
+    caller: &Caller,
+    broker_id: &str,
+    username: &str,
+    req: views::UserRequest,
+) -> Result<(), Error> {
+    let row = writable_broker(ctx, caller, broker_id).await?;
+    let engine = EngineType::from_db(&row.engine_type);
+    let username = parse_username(engine, username)?;
+    let password = Password::parse(
+        req.password
+            .as_deref()
+            .ok_or_else(|| Error::bad_request("password", "password is required."))?,
+        "password",
+    )?;
+    check_groups(engine, &req.groups)?;
+    if req.replication_user == Some(true) {
+        return Err(Error::bad_request(
+            "replicationUser",
+            "Replication users require cross-region data replication, which is not available.",
+        ));
+    }
+    let user = NewUser {
+        username: username.as_str().to_owned(),
+        password_enc: ctx.secrets.seal(password.expose()),
+        console_access: req.console_access.unwrap_or(false),
+        groups: req.groups.unwrap_or_default(),
+    };
+    ctx.store
+        .user_create(&row.broker_id(), &user, MAX_USERS)
+        .await?;
+    tracing::info!(broker = %row.id, user = %username, "user created (pending until applied)");
+    ctx.nudger.nudge();
+    Ok(())
+}
+
+pub async fn user_update(
+    ctx: &AppContext,
+    caller: &Caller,
+    broker_id: &str,
+    username: &str,
+    req: views::UserRequest,
+) -> Result<(), Error> {
+    let row = writable_broker(ctx, caller, broker_id).await?;
+    let engine = EngineType::from_db(&row.engine_type);
+    let password = req
+        .password
+        .as_deref()
+        .map(|p| Password::parse(p, "password"))
+        .transpose()?;
+    check_groups(engine, &req.groups)?;
+    if req.replication_user == Some(true) {
+        return Err(Error::bad_request(
+            "replicationUser",
+            "Replication users require cross-region data replication, which is not available.",
+        ));
+    }
+    let sealed = password.map(|p| ctx.secrets.seal(p.expose()));
+    let changed = ctx
+        .store
+        .user_update(
+            &row.broker_id(),
+            username,
+            sealed.as_deref(),
+            req.console_access,
+            req.groups.as_deref(),
+        )
+        .await?;
+    if !changed {
+        return Err(user_not_found(&row.id, username));
+    }
+    ctx.nudger.nudge();
+    Ok(())
+}
+
+pub async fn user_delete(
+    ctx: &AppContext,
+    caller: &Caller,
+    broker_id: &str,
+    username: &str,
+) -> Result<(), Error> {
+    let row = writable_broker(ctx, caller, broker_id).await?;
+    let users = ctx.store.broker_users(&row.broker_id()).await?;
+    let remaining = users
+        .iter()
+        .filter(|u| u.pending_change.as_deref() != Some("DELETE") && u.username != username)
+        .count();
+    if !users
+        .iter()
+        .any(|u| u.username == username && u.pending_change.as_deref() != Some("DELETE"))
+    {
+        return Err(user_not_found(&row.id, username));
+    }
+    if remaining == 0 {
+        return Err(Error::bad_request(
+            "username",
+            "A broker must keep at least one user.",
+        ));
+    }
+    ctx.store
+        .user_mark_deleted(&row.broker_id(), username)
+        .await?;
+    ctx.nudger.nudge();
+    Ok(())
+}
+
+pub async fn user_describe(
+    ctx: &AppContext,
+    caller: &Caller,
+    broker_id: &str,
+    username: &str,
+) -> Result<views::DescribeUserResponse, Error> {
+    let row = owned_broker(ctx, caller, broker_id).await?;
+    let users = ctx.store.broker_users(&row.broker_id()).await?;
+    let u = users
+        .iter()
+        .find(|u| u.username == username)
+        .ok_or_else(|| user_not_found(&row.id, username))?;
+    Ok(describe_view(&row.id, u))
+}
+
+fn describe_view(broker_id: &str, u: &UserRow) -> views::DescribeUserResponse {
+    views::DescribeUserResponse {
+        broker_id: broker_id.to_owned(),
+        console_access: u.console_access,
+        groups: u.groups.0.clone(),
+        pending: u
+            .pending_change
+            .as_ref()
+            .map(|c| views::UserPendingChanges {
+                pending_change: c.clone(),
+                console_access: u.console_access,
+                groups: u.groups.0.clone(),
+            }),
+        replication_user: false,
+        username: u.username.clone(),
+    }
+}
+
+pub async fn user_list(
+    ctx: &AppContext,
+    caller: &Caller,
+    broker_id: &str,
+    max_results: Option<&str>,
+    next_token: Option<&str>,
+) -> Result<views::ListUsersResponse, Error> {
+    let row = owned_broker(ctx, caller, broker_id).await?;
+    let limit = super::brokers::parse_max_results(max_results)? as usize;
+    let after = match next_token {
+        None | Some("") => None,
+        Some(t) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| Error::bad_request("nextToken", "The nextToken is not valid."))?,
+        ),
+    };
+    let users = ctx.store.broker_users(&row.broker_id()).await?;
+    let mut page: Vec<&UserRow> = users
+        .iter()
+        .filter(|u| after.as_deref().is_none_or(|a| u.username.as_str() > a))
+        .collect();
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&page[limit - 1].username)
+    });
+    Ok(views::ListUsersResponse {
+        broker_id: row.id.clone(),
+        max_results: limit.max(5) as i64,
+        next_token: next,
+        users: page
+            .into_iter()
+            .map(|u| views::UserSummary {
+                username: u.username.clone(),
+                pending_change: u.pending_change.clone(),
+            })
+            .collect(),
+    })
+}
