@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up test prereqs build images bench lint fmt openapi
+.PHONY: up test prereqs build images bench lint fmt openapi compat-venv
 
 prereqs:
 	@scripts/prereqs.sh
@@ -16,10 +16,14 @@ images: prereqs
 	$(CARGO) build --release -p broker-agent
 	images/build.sh rabbitmq 4.0 target/release/broker-agent
 
+# aws CLI, boto3 and pika for the compatibility tests (tests/compat/), in target/compat-venv.
+compat-venv: prereqs
+	@scripts/compat-venv.sh
+
 up: build images
 	./target/release/berth serve
 
-test: images
+test: images compat-venv
 	$(CARGO) build -p berth-control-plane
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what Berth needs from Debian packages, only when missing:
-# Postgres (the embedded database), debootstrap (engine images), Docker must already run.
+# Postgres (the embedded database), debootstrap (engine images), python3 with venv (the
+# aws CLI / boto3 compatibility tests); Docker must already run.
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && id postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+if ! command -v python3 >/dev/null 2>&1; then
+  need+=(python3 python3-venv)
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need+=(python3-venv)  # Debian splits `python3 -m venv` out of python3
+fi
 
 if ((${#need[@]})); then
   echo "[prereqs] installing: ${need[*]}" >&2

@@ -131,6 +131,15 @@ pub fn render_rabbitmq_conf(spec: &AgentSpec, memory_limit: Option<u64>) -> Stri
     let mut out =
         String::from("# Written by the Berth broker agent at every start; edits are lost.\n");
     out.push_str(&c);
+    if let Some(extra) = spec
+        .engine_config
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
+        out.push_str("# From the broker's configuration revision:\n");
+        out.push_str(extra.trim_end());
+        out.push('\n');
+    }
     out
 }
 
@@ -555,5 +564,16 @@ mod tests {
         spec.erlang_cookie = None;
         write_engine_files(&spec, None, &paths, me, me).unwrap();
         assert_eq!(std::fs::read_to_string(&cookie).unwrap(), "COOKIEVALUE1234");
+    }
+
+    #[test]
+    fn configuration_revision_is_appended_after_berths_keys() {
+        let mut spec = crate::specfile::tests::sample_spec();
+        spec.engine_config = Some("# tenant\nheartbeat = 30\n".into());
+        let conf = render_rabbitmq_conf(&spec, Some(1 << 30));
+        let managed = conf.find("listeners.tcp.default").unwrap();
+        let tenant = conf.find("heartbeat = 30").unwrap();
+        assert!(tenant > managed);
+        assert!(conf.ends_with("heartbeat = 30\n"));
     }
 }

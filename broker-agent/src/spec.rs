@@ -60,6 +60,10 @@ pub struct AgentSpec {
     /// publishers (0.0–1.0). `None` → the agent's default (0.4).
     #[serde(default)]
     pub memory_high_watermark: Option<f64>,
+    /// Tenant configuration (a sanitized configuration revision, `rabbitmq.conf` lines)
+    /// appended to what the agent renders. Applied at engine start.
+    #[serde(default)]
+    pub engine_config: Option<String>,
 }
 
 impl std::fmt::Debug for AgentSpec {
@@ -75,6 +79,10 @@ impl std::fmt::Debug for AgentSpec {
                 &self.erlang_cookie.as_ref().map(|_| "<redacted>"),
             )
             .field("memory_high_watermark", &self.memory_high_watermark)
+            .field(
+                "engine_config",
+                &self.engine_config.as_ref().map(String::len),
+            )
             .finish()
     }
 }

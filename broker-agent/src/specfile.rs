@@ -136,6 +136,7 @@ pub(crate) mod tests {
             agent_token: "token-0123456789abcdef".into(),
             erlang_cookie: Some("COOKIEVALUE1234".into()),
             memory_high_watermark: None,
+            engine_config: None,
         }
     }
 

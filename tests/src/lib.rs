@@ -303,6 +303,69 @@ pub fn remove_installation_objects(installation: &str) {
     );
 }
 
+/// Removes an installation's Docker objects when dropped, also when the test panics.
+pub struct InstallationCleanup(pub String);
+
+impl Drop for InstallationCleanup {
+    fn drop(&mut self) {
+        remove_installation_objects(&self.0);
+    }
+}
+
+/// The `berth` binary the process-level tests run: `$BERTH_BIN`, else the debug build.
+pub fn berth_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let bin = target.join("debug").join("berth");
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo build -p berth-control-plane` first (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts `berth serve` as a child process (killed on drop) on the given database, data
+/// dir and host-port range, and returns it with its API base URL read from its banner.
+/// On an empty database it writes `credentials` and `config` into the data dir.
+pub async fn start_berth_process(
+    db: &str,
+    data_dir: &std::path::Path,
+    ports: (u16, u16),
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(berth_bin())
+        .env("DATABASE_URL", db)
+        .env("BERTH_DATA_DIR", data_dir)
+        .env("BERTH_LISTEN", "127.0.0.1:0")
+        .env("BERTH_PORT_RANGE_START", ports.0.to_string())
+        .env("BERTH_PORT_RANGE_END", ports.1.to_string())
+        .env("BERTH_RECONCILE_INTERVAL_MS", "500")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn berth");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("Berth is up: API ") {
+                return rest.split("/v1/").next().unwrap().to_owned();
+            }
+        }
+        panic!("berth exited before it was up");
+    })
+    .await
+    .expect("berth banner");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
 impl TestApp {
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {

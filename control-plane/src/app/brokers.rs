@@ -62,18 +62,11 @@ fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, Str
         ));
     }
     let tz = w.time_zone.unwrap_or_else(|| "UTC".into());
-    let valid_tz = tz == "UTC"
-        || chrono::DateTime::parse_from_str(
-            &format!("2000-01-01 00:00 {tz}"),
-            "%Y-%m-%d %H:%M %:z",
-        )
-        .is_ok()
-        || (tz.contains('/')
-            && tz
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
-    if !valid_tz {
-        return Err(Error::bad_request(attr, format!("timeZone {tz} is not a valid time zone (use UTC, an offset like +02:00, or Area/City).")));
+    if crate::domain::maintenance::parse_zone(&tz).is_none() {
+        return Err(Error::bad_request(
+            attr,
+            format!("timeZone {tz} is not a valid time zone (use UTC, an offset like +02:00, or an IANA name like Europe/Berlin)."),
+        ));
     }
     Ok((day, time, tz))
 }
@@ -188,12 +181,13 @@ pub async fn broker_create(
             ))
         }
     }
-    if req.configuration.is_some() {
-        return Err(Error::bad_request(
-            "configuration",
-            "Configurations are not available on this Berth installation yet.",
-        ));
-    }
+    let configuration = match &req.configuration {
+        None => None,
+        Some(input) => Some(
+            super::configurations::resolve_for_broker(ctx, caller, input, engine_type, &version)
+                .await?,
+        ),
+    };
     let logs = req.logs.unwrap_or_default();
     if engine_type == EngineType::Rabbitmq && logs.audit == Some(true) {
         return Err(Error::bad_request(
@@ -289,6 +283,7 @@ pub async fn broker_create(
         agent_token_enc: ctx.secrets.seal(&random_token()),
         erlang_cookie_enc: ctx.secrets.seal(&random_token()),
         users,
+        configuration,
         ports,
     };
     let row = match ctx.store.broker_create(new, &ctx.ports).await? {
@@ -452,9 +447,7 @@ pub fn describe_view(
         broker_instances,
         broker_name: row.name.clone(),
         broker_state: state.as_wire().to_owned(),
-        configurations: views::Configurations {
-            history: Vec::new(),
-        },
+        configurations: configurations_view(row),
         created: views::timestamp(row.created_at),
         deployment_mode: row.deployment_mode.clone(),
         encryption_options: views::EncryptionOptions {
@@ -500,6 +493,33 @@ pub fn summary_view(caller: &Caller, row: &BrokerRow) -> views::BrokerSummary {
         deployment_mode: row.deployment_mode.clone(),
         engine_type: row.engine_type.clone(),
         host_instance_type: row.host_instance_type.clone(),
+    }
+}
+
+fn configurations_view(row: &BrokerRow) -> views::Configurations {
+    let view = |id: &Option<String>, rev: Option<i32>| {
+        id.as_ref()
+            .zip(rev)
+            .map(|(id, revision)| views::ConfigurationIdView {
+                id: id.clone(),
+                revision,
+            })
+    };
+    views::Configurations {
+        current: view(&row.configuration_id, row.configuration_revision),
+        history: row
+            .configuration_history
+            .0
+            .iter()
+            .map(|c| views::ConfigurationIdView {
+                id: c.id.clone(),
+                revision: c.revision,
+            })
+            .collect(),
+        pending: view(
+            &row.pending_configuration_id,
+            row.pending_configuration_revision,
+        ),
     }
 }
 
@@ -581,11 +601,18 @@ pub async fn broker_update(
             "LDAP server metadata requires the LDAP authentication strategy.",
         ));
     }
-    if req.configuration.is_some() {
-        return Err(Error::bad_request(
-            "configuration",
-            "Configurations are not available on this Berth installation yet.",
-        ));
+    if let Some(input) = &req.configuration {
+        let cfg = super::configurations::resolve_for_broker(
+            ctx,
+            caller,
+            input,
+            engine_type,
+            &target_version,
+        )
+        .await?;
+        let same = row.configuration_id.as_deref() == Some(cfg.id.as_str())
+            && row.configuration_revision == Some(cfg.revision);
+        update.pending_configuration = Some((!same).then_some(cfg));
     }
     if req.storage_size.is_some() {
         return Err(Error::bad_request(
@@ -636,7 +663,21 @@ pub async fn broker_update(
     update.auto_minor_version_upgrade = req.auto_minor_version_upgrade;
     ctx.store.broker_update(&bid, &update).await?;
     let row = owned_broker(ctx, caller, bid.as_str()).await?;
+    let configuration = match &update.pending_configuration {
+        Some(Some(c)) => Some(views::ConfigurationIdView {
+            id: c.id.clone(),
+            revision: c.revision,
+        }),
+        // Asked for what the broker already runs.
+        Some(None) => row
+            .configuration_id
+            .clone()
+            .zip(row.configuration_revision)
+            .map(|(id, revision)| views::ConfigurationIdView { id, revision }),
+        None => None,
+    };
     Ok(views::UpdateBrokerResponse {
+        configuration,
         auto_minor_version_upgrade: row.auto_minor_version_upgrade,
         broker_id: row.id.clone(),
         engine_version: req.engine_version.map(|_| target_version.name.to_owned()),
@@ -669,6 +710,43 @@ pub async fn broker_reboot(ctx: &AppContext, caller: &Caller, id: &str) -> Resul
     }
     tracing::info!(broker = %bid, "reboot requested");
     ctx.nudger.nudge();
+    Ok(())
+}
+
+/// Promote: only brokers in a cross-region data replication pair can be promoted, and
+/// Berth has no CRDR, so every existing broker answers with a clear 400.
+pub async fn broker_promote(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    mode: Option<&str>,
+) -> Result<(), Error> {
+    match mode {
+        Some("SWITCHOVER") | Some("FAILOVER") => {}
+        Some(other) => {
+            return Err(Error::bad_request(
+                "mode",
+                format!("{other} is not a valid mode. Valid values: SWITCHOVER, FAILOVER."),
+            ))
+        }
+        None => return Err(Error::bad_request("mode", "mode is required.")),
+    }
+    let row = owned_broker(ctx, caller, id).await?;
+    Err(Error::bad_request(
+        "broker-id",
+        format!("Broker {} is not part of a cross-region data replication pair, so it cannot be promoted.", row.id),
+    ))
+}
+
+/// DescribeSharedResources: Berth shares no VPC resources, so an existing broker has none.
+pub async fn broker_shared_resources(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    max_results: Option<&str>,
+) -> Result<(), Error> {
+    parse_max_results(max_results)?;
+    owned_broker(ctx, caller, id).await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod brokers;
 pub mod catalogue;
+pub mod configurations;
 pub mod tags;
 pub mod users;
 

@@ -11,6 +11,7 @@ use crate::error::Error;
 /// A taggable resource named by an ARN this caller may see.
 enum Resource {
     Broker(BrokerId),
+    Configuration(String),
 }
 
 fn not_found(arn: &str) -> Error {
@@ -33,6 +34,12 @@ fn parse_arn(caller: &Caller, arn: &str) -> Result<Resource, Error> {
                 BrokerId::parse(id).map_err(|_| not_found(arn))?,
             ))
         }
+        ["arn", "aws", "mq", _region, account, "configuration", id] => {
+            if *account != caller.account.as_str() {
+                return Err(not_found(arn));
+            }
+            Ok(Resource::Configuration((*id).to_owned()))
+        }
         ["arn", ..] => Err(not_found(arn)),
         _ => Err(Error::bad_request(
             "resource-arn",
@@ -45,7 +52,7 @@ async fn current(
     ctx: &AppContext,
     caller: &Caller,
     arn: &str,
-) -> Result<(BrokerId, BTreeMap<String, String>), Error> {
+) -> Result<(Resource, BTreeMap<String, String>), Error> {
     match parse_arn(caller, arn)? {
         Resource::Broker(id) => {
             let row = ctx
@@ -53,8 +60,27 @@ async fn current(
                 .broker_fetch(caller.account.as_str(), &id)
                 .await?
                 .ok_or_else(|| not_found(arn))?;
-            Ok((id, row.tags.0))
+            Ok((Resource::Broker(id), row.tags.0))
         }
+        Resource::Configuration(id) => {
+            let row = ctx
+                .store
+                .configuration_fetch(caller.account.as_str(), &id)
+                .await?
+                .ok_or_else(|| not_found(arn))?;
+            Ok((Resource::Configuration(id), row.tags.0))
+        }
+    }
+}
+
+async fn store_tags(
+    ctx: &AppContext,
+    resource: &Resource,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    match resource {
+        Resource::Broker(id) => ctx.store.broker_tags_set(id, tags).await,
+        Resource::Configuration(id) => ctx.store.configuration_tags_set(id, tags).await,
     }
 }
 
@@ -72,11 +98,11 @@ pub async fn tags_create(
     arn: &str,
     add: BTreeMap<String, String>,
 ) -> Result<(), Error> {
-    let (id, mut tags) = current(ctx, caller, arn).await?;
+    let (resource, mut tags) = current(ctx, caller, arn).await?;
     validate_tags(&add)?;
     tags.extend(add);
     validate_tags(&tags)?;
-    ctx.store.broker_tags_set(&id, &tags).await
+    store_tags(ctx, &resource, &tags).await
 }
 
 pub async fn tags_delete(
@@ -88,9 +114,9 @@ pub async fn tags_delete(
     if keys.is_empty() {
         return Err(Error::bad_request("tagKeys", "tagKeys is required."));
     }
-    let (id, mut tags) = current(ctx, caller, arn).await?;
+    let (resource, mut tags) = current(ctx, caller, arn).await?;
     for k in keys {
         tags.remove(k);
     }
-    ctx.store.broker_tags_set(&id, &tags).await
+    store_tags(ctx, &resource, &tags).await
 }

@@ -10,6 +10,16 @@ use super::{is_unique_violation, DataStore};
 use crate::domain::{BrokerId, BrokerState};
 use crate::error::{Error, ResultExt};
 
+/// A broker whose maintenance window may be due.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MaintenanceCandidate {
+    pub id: String,
+    pub maintenance_day: String,
+    pub maintenance_time: String,
+    pub maintenance_time_zone: String,
+    pub last_maintenance_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Where broker host ports come from.
 #[derive(Debug, Clone)]
 pub struct PortPool {
@@ -31,7 +41,9 @@ const BROKER_COLUMNS: &str = "id, account_id, name, engine_type, engine_version,
      auto_minor_version_upgrade, maintenance_day, maintenance_time, maintenance_time_zone, \
      logs_general, tags, creator_request_id, state, state_reason, agent_token_enc, \
      erlang_cookie_enc, created_at, state_changed_at, pending_host_instance_type, \
-     pending_engine_version, security_groups, reboot_requested_at";
+     pending_engine_version, security_groups, reboot_requested_at, configuration_id, \
+     configuration_revision, pending_configuration_id, pending_configuration_revision, \
+     configuration_history";
 
 impl DataStore {
     /// Inserts a broker with its users and pinned host ports, atomically. Ports are
@@ -54,8 +66,9 @@ impl DataStore {
             "INSERT INTO brokers (id, account_id, name, engine_type, engine_version, deployment_mode, \
              host_instance_type, storage_type, authentication_strategy, publicly_accessible, \
              auto_minor_version_upgrade, maintenance_day, maintenance_time, maintenance_time_zone, \
-             logs_general, tags, creator_request_id, state, agent_token_enc, erlang_cookie_enc) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
+             logs_general, tags, creator_request_id, state, agent_token_enc, erlang_cookie_enc, \
+             configuration_id, configuration_revision) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)",
         )
         .bind(new.id.as_str())
         .bind(&new.account_id)
@@ -77,6 +90,8 @@ impl DataStore {
         .bind(BrokerState::CreationInProgress.as_wire())
         .bind(&new.agent_token_enc)
         .bind(&new.erlang_cookie_enc)
+        .bind(new.configuration.as_ref().map(|c| c.id.clone()))
+        .bind(new.configuration.as_ref().map(|c| c.revision))
         .execute(&mut *tx)
         .await;
         if let Err(e) = insert {
@@ -301,6 +316,12 @@ impl DataStore {
             q.push(", security_groups = ")
                 .push_bind(sqlx::types::Json(v.clone()));
         }
+        if let Some(v) = &u.pending_configuration {
+            q.push(", pending_configuration_id = ")
+                .push_bind(v.as_ref().map(|c| c.id.clone()));
+            q.push(", pending_configuration_revision = ")
+                .push_bind(v.as_ref().map(|c| c.revision));
+        }
         q.push(" WHERE id = ").push_bind(id.as_str());
         q.build()
             .execute(&self.pool)
@@ -329,6 +350,20 @@ impl DataStore {
 
     /// Makes pending settings current (at reboot or in the maintenance window). Idempotent.
     pub async fn broker_apply_pending(&self, id: &BrokerId) -> Result<(), Error> {
+        // The configuration first: the old current revision goes to the history.
+        sqlx::query(
+            "UPDATE brokers SET \
+               configuration_history = CASE WHEN configuration_id IS NULL THEN configuration_history \
+                 ELSE configuration_history || jsonb_build_array(jsonb_build_object('id', configuration_id, 'revision', configuration_revision)) END, \
+               configuration_id = pending_configuration_id, \
+               configuration_revision = pending_configuration_revision, \
+               pending_configuration_id = NULL, pending_configuration_revision = NULL \
+             WHERE id = $1 AND pending_configuration_id IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .context_internal("applying pending configuration")?;
         sqlx::query(
             "UPDATE brokers SET \
                host_instance_type = COALESCE(pending_host_instance_type, host_instance_type), \
@@ -341,6 +376,37 @@ impl DataStore {
         .await
         .context_internal("applying pending changes")?;
         Ok(())
+    }
+
+    /// RUNNING brokers with pending changes: candidates for their maintenance window.
+    pub async fn broker_maintenance_candidates(&self) -> Result<Vec<MaintenanceCandidate>, Error> {
+        sqlx::query_as(
+            "SELECT id, maintenance_day, maintenance_time, maintenance_time_zone, last_maintenance_at FROM brokers \
+             WHERE state = 'RUNNING' AND (pending_host_instance_type IS NOT NULL \
+               OR pending_engine_version IS NOT NULL OR pending_configuration_id IS NOT NULL)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context_internal("listing maintenance candidates")
+    }
+
+    /// Starts maintenance (a reboot) unless this window was already used.
+    pub async fn broker_start_maintenance(
+        &self,
+        id: &BrokerId,
+        window_start: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, Error> {
+        let res = sqlx::query(
+            "UPDATE brokers SET state = 'REBOOT_IN_PROGRESS', reboot_requested_at = now(), \
+               last_maintenance_at = now(), state_changed_at = now() \
+             WHERE id = $1 AND state = 'RUNNING' AND (last_maintenance_at IS NULL OR last_maintenance_at < $2)",
+        )
+        .bind(id.as_str())
+        .bind(window_start)
+        .execute(&self.pool)
+        .await
+        .context_internal("starting maintenance")?;
+        Ok(res.rows_affected() == 1)
     }
 
     pub async fn user_create(

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod broker;
+pub mod configuration;
 pub mod model;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

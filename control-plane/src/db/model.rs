@@ -34,6 +34,18 @@ pub struct BrokerRow {
     pub pending_engine_version: Option<String>,
     pub security_groups: sqlx::types::Json<Vec<String>>,
     pub reboot_requested_at: Option<DateTime<Utc>>,
+    pub configuration_id: Option<String>,
+    pub configuration_revision: Option<i32>,
+    pub pending_configuration_id: Option<String>,
+    pub pending_configuration_revision: Option<i32>,
+    pub configuration_history: sqlx::types::Json<Vec<ConfigurationRef>>,
+}
+
+/// A configuration revision a broker runs or ran.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConfigurationRef {
+    pub id: String,
+    pub revision: i32,
 }
 
 impl BrokerRow {
@@ -67,6 +79,7 @@ pub struct BrokerUpdate {
     pub maintenance: Option<(String, String, String)>,
     pub logs_general: Option<bool>,
     pub security_groups: Option<Vec<String>>,
+    pub pending_configuration: Option<Option<ConfigurationRef>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -99,6 +112,7 @@ pub struct NewBroker {
     pub agent_token_enc: Vec<u8>,
     pub erlang_cookie_enc: Vec<u8>,
     pub users: Vec<NewUser>,
+    pub configuration: Option<ConfigurationRef>,
     /// (node, protocol) pairs that need a pinned host port.
     pub ports: Vec<(i32, &'static str)>,
 }

@@ -6,7 +6,9 @@
 pub mod catalogue;
 pub mod engine;
 pub mod ids;
+pub mod maintenance;
 pub mod names;
+pub mod rabbitmq_conf;
 pub mod state;
 
 pub use catalogue::{DeploymentMode, EngineType, EngineVersion, InstanceType, StorageType};

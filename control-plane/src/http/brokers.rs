@@ -8,8 +8,9 @@ use utoipa_axum::routes;
 
 use super::body::parse_json;
 use super::views::{
-    CreateBrokerRequest, CreateBrokerResponse, DeleteBrokerResponse, DescribeBrokerResponse, Empty,
-    ErrorBody, ListBrokersResponse, PageQuery, UpdateBrokerRequest, UpdateBrokerResponse,
+    CreateBrokerRequest, CreateBrokerResponse, DeleteBrokerResponse, DescribeBrokerResponse,
+    DescribeSharedResourcesResponse, Empty, ErrorBody, ListBrokersResponse, PageQuery,
+    PromoteRequest, UpdateBrokerRequest, UpdateBrokerResponse,
 };
 use super::ApiState;
 use crate::app::{brokers, Caller};
@@ -22,6 +23,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(list_brokers, create_broker))
         .routes(routes!(describe_broker, delete_broker, update_broker))
         .routes(routes!(reboot_broker))
+        .routes(routes!(promote))
+        .routes(routes!(describe_shared_resources))
 }
 
 /// CreateBroker: records the broker and returns at once; it moves from
@@ -146,4 +149,43 @@ async fn reboot_broker(
 ) -> Result<Json<Empty>, Error> {
     brokers::broker_reboot(&state.app, &caller, &id).await?;
     Ok(Json(Empty {}))
+}
+
+/// Promote: a CRDR operation; Berth has no cross-region replication, so it answers 400.
+#[utoipa::path(post, path = "/v1/brokers/{broker_id}/promote", tag = TAG, operation_id = "Promote",
+    params(("broker_id" = String, Path, description = "Broker id, b-<uuid>")),
+    request_body = PromoteRequest,
+    responses(
+        (status = 400, description = "BadRequestException: not in a replication pair", body = ErrorBody),
+        (status = 404, description = "NotFoundException", body = ErrorBody),
+    ))]
+async fn promote(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<DeleteBrokerResponse>, Error> {
+    let req: PromoteRequest = parse_json(&body)?;
+    brokers::broker_promote(&state.app, &caller, &id, req.mode.as_deref()).await?;
+    Ok(Json(DeleteBrokerResponse { broker_id: id }))
+}
+
+/// DescribeSharedResources: always empty (no VPC resource sharing here).
+#[utoipa::path(get, path = "/v1/brokers/{broker_id}/shared-resources", tag = TAG, operation_id = "DescribeSharedResources",
+    params(("broker_id" = String, Path, description = "Broker id, b-<uuid>"), PageQuery),
+    responses(
+        (status = 200, body = DescribeSharedResourcesResponse),
+        (status = 404, description = "NotFoundException", body = ErrorBody),
+    ))]
+async fn describe_shared_resources(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<DescribeSharedResourcesResponse>, Error> {
+    brokers::broker_shared_resources(&state.app, &caller, &id, q.max_results.as_deref()).await?;
+    Ok(Json(DescribeSharedResourcesResponse {
+        shared_resources: Vec::new(),
+        next_token: None,
+    }))
 }

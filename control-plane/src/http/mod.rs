@@ -7,6 +7,8 @@ pub mod auth;
 pub mod body;
 pub mod brokers;
 pub mod catalogue;
+pub mod configurations;
+pub mod docs;
 pub mod error;
 pub mod health;
 pub mod sigv4;
@@ -45,6 +47,7 @@ use crate::error::Error;
     tags(
         (name = "brokers", description = "Broker lifecycle"),
         (name = "catalogue", description = "Engines, versions and instance types"),
+        (name = "configurations", description = "Engine configurations and their revisions"),
         (name = "tags", description = "Tags on brokers and configurations"),
         (name = "users", description = "Broker users, applied live"),
     )
@@ -56,6 +59,7 @@ fn api_router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(brokers::routes())
         .merge(catalogue::routes())
+        .merge(configurations::routes())
         .merge(tags::routes())
         .merge(users::routes())
 }
@@ -108,6 +112,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(api)
         .route("/healthz", get(health::healthz))
         .merge(web::routes())
+        .merge(docs::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))

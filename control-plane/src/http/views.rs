@@ -127,7 +127,11 @@ pub struct UserSummary {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Configurations {
-    pub history: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<ConfigurationIdView>,
+    pub history: Vec<ConfigurationIdView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<ConfigurationIdView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -301,6 +305,8 @@ pub struct UpdateBrokerResponse {
     pub auto_minor_version_upgrade: bool,
     pub broker_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<ConfigurationIdView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_instance_type: Option<String>,
@@ -350,4 +356,130 @@ pub struct ListUsersResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
     pub users: Vec<UserSummary>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateConfigurationRequest {
+    pub authentication_strategy: Option<String>,
+    pub engine_type: Option<String>,
+    pub engine_version: Option<String>,
+    pub name: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationRevisionView {
+    pub created: String,
+    pub description: String,
+    pub revision: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationView {
+    pub arn: String,
+    pub authentication_strategy: String,
+    pub created: String,
+    pub description: String,
+    pub engine_type: String,
+    pub engine_version: String,
+    pub id: String,
+    pub latest_revision: ConfigurationRevisionView,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateConfigurationResponse {
+    pub arn: String,
+    pub authentication_strategy: String,
+    pub created: String,
+    pub id: String,
+    pub latest_revision: ConfigurationRevisionView,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListConfigurationsResponse {
+    pub configurations: Vec<ConfigurationView>,
+    pub max_results: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateConfigurationRequest {
+    /// Base64 of the revision's `rabbitmq.conf` text.
+    pub data: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SanitizationWarning {
+    pub reason: String,
+    pub element_name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateConfigurationResponse {
+    pub arn: String,
+    pub created: String,
+    pub id: String,
+    pub latest_revision: ConfigurationRevisionView,
+    pub name: String,
+    pub warnings: Vec<SanitizationWarning>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteConfigurationResponse {
+    pub configuration_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeConfigurationRevisionResponse {
+    pub configuration_id: String,
+    pub created: String,
+    /// Base64 of the stored (sanitized) text.
+    pub data: String,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListConfigurationRevisionsResponse {
+    pub configuration_id: String,
+    pub max_results: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    pub revisions: Vec<ConfigurationRevisionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationIdView {
+    pub id: String,
+    pub revision: i32,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromoteRequest {
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeSharedResourcesResponse {
+    pub shared_resources: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }

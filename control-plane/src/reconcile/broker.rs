@@ -195,7 +195,7 @@ impl BrokerReconciler {
             return Ok(());
         }
         let seq = users.iter().map(|u| u.change_seq).max().unwrap_or(0);
-        let spec = self.agent_spec(row, &users)?;
+        let spec = self.agent_spec(row, &users).await?;
         let token = self.secrets.open(&row.agent_token_enc)?;
         let base = self.agent_base(&id).await?;
         self.agent.put_spec(&base, &token, &spec).await?;
@@ -280,6 +280,19 @@ impl BrokerReconciler {
         Ok(())
     }
 
+    /// The text of the configuration revision the broker runs, if any.
+    async fn engine_config(&self, row: &BrokerRow) -> anyhow::Result<Option<String>> {
+        let (Some(id), Some(rev)) = (&row.configuration_id, row.configuration_revision) else {
+            return Ok(None);
+        };
+        let revision = self
+            .store
+            .configuration_revision_fetch(id, rev)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("configuration {id} revision {rev} is missing"))?;
+        Ok(Some(revision.data))
+    }
+
     /// Base URL of the agent of node 0, through its published port.
     async fn agent_base(&self, id: &BrokerId) -> anyhow::Result<String> {
         let ports = self.store.broker_ports(id).await?;
@@ -344,7 +357,7 @@ impl BrokerReconciler {
 
     /// What the agent must run: current users (those being deleted left out), secrets
     /// opened.
-    fn agent_spec(
+    async fn agent_spec(
         &self,
         row: &BrokerRow,
         user_rows: &[crate::db::model::UserRow],
@@ -374,6 +387,7 @@ impl BrokerReconciler {
             agent_token: self.secrets.open(&row.agent_token_enc)?,
             erlang_cookie: Some(self.secrets.open(&row.erlang_cookie_enc)?),
             memory_high_watermark: None,
+            engine_config: self.engine_config(row).await?,
         })
     }
 
@@ -382,7 +396,9 @@ impl BrokerReconciler {
         let engine_type = EngineType::from_db(&row.engine_type);
         let version = EngineVersion::from_db(engine_type, &row.engine_version);
         let instance = InstanceType::from_db(&row.host_instance_type);
-        let agent_spec = self.agent_spec(row, &self.store.broker_users(&id).await?)?;
+        let agent_spec = self
+            .agent_spec(row, &self.store.broker_users(&id).await?)
+            .await?;
         let ports = self.store.broker_ports(&id).await?;
         let mut published = Vec::new();
         for ep in engine::engine_ports(engine_type) {
@@ -429,6 +445,32 @@ impl BrokerReconciler {
             .remove_network(&engine::network_name(id))
             .await?;
         Ok(())
+    }
+
+    /// Starts a reboot for every RUNNING broker with pending changes whose weekly
+    /// maintenance window is open and unused. Returns the brokers it started.
+    pub async fn schedule_maintenance(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Vec<BrokerId>> {
+        let mut started = Vec::new();
+        for c in self.store.broker_maintenance_candidates().await? {
+            let Some(window) = crate::domain::maintenance::window_due(
+                &c.maintenance_day,
+                &c.maintenance_time,
+                &c.maintenance_time_zone,
+                c.last_maintenance_at,
+                now,
+            ) else {
+                continue;
+            };
+            let id = BrokerId::from_db(c.id);
+            if self.store.broker_start_maintenance(&id, window).await? {
+                tracing::info!(broker = %id, window = %window, "maintenance window open: applying pending changes");
+                started.push(id);
+            }
+        }
+        Ok(started)
     }
 
     /// Removes objects labelled with this installation whose broker no longer exists

@@ -86,6 +86,9 @@ impl Driver {
     }
 
     async fn sweep(&self) {
+        if let Err(e) = self.inner.schedule_maintenance(chrono::Utc::now()).await {
+            tracing::warn!(error = %format!("{e:#}"), "maintenance scheduling failed");
+        }
         let ids = match self.inner.store().broker_ids_all().await {
             Ok(ids) => ids,
             Err(e) => {

@@ -394,3 +394,70 @@ async fn user_changes_stay_pending_until_the_agent_confirms() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_maintenance_window_applies_pending_changes_once() {
+    let h = harness().await;
+    let id = h.create("window").await;
+    h.rec.step(&id).await.unwrap();
+    // A window that opened five minutes ago in Tokyo time, and a pending resize.
+    let tokyo: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
+    let opened = chrono::Utc::now().with_timezone(&tokyo) - chrono::Duration::minutes(5);
+    let day = [
+        "MONDAY",
+        "TUESDAY",
+        "WEDNESDAY",
+        "THURSDAY",
+        "FRIDAY",
+        "SATURDAY",
+        "SUNDAY",
+    ][chrono::Datelike::weekday(&opened).num_days_from_monday() as usize];
+    let req = serde_json::from_value(serde_json::json!({
+        "hostInstanceType": "mq.m7g.large",
+        "maintenanceWindowStartTime": {"dayOfWeek": day, "timeOfDay": opened.format("%H:%M").to_string(), "timeZone": "Asia/Tokyo"},
+    }))
+    .unwrap();
+    berth::app::brokers::broker_update(&h.ctx, &h.caller, id.as_str(), req)
+        .await
+        .unwrap();
+
+    let started = h
+        .rec
+        .schedule_maintenance(chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(started, vec![id.clone()]);
+    assert_eq!(h.state(&id).await.as_deref(), Some("REBOOT_IN_PROGRESS"));
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
+    let row = h
+        .ctx
+        .store
+        .broker_fetch_unscoped(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.state.as_str(), row.host_instance_type.as_str()),
+        ("RUNNING", "mq.m7g.large")
+    );
+
+    // Another pending change in the same window waits for next week's.
+    let req =
+        serde_json::from_value(serde_json::json!({"hostInstanceType": "mq.m7g.xlarge"})).unwrap();
+    berth::app::brokers::broker_update(&h.ctx, &h.caller, id.as_str(), req)
+        .await
+        .unwrap();
+    assert!(h
+        .rec
+        .schedule_maintenance(chrono::Utc::now())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+    // A week later the window opens again.
+    let next_week = chrono::Utc::now() + chrono::Duration::days(7);
+    assert_eq!(
+        h.rec.schedule_maintenance(next_week).await.unwrap(),
+        vec![id.clone()]
+    );
+}
