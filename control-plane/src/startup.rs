@@ -94,18 +94,7 @@ impl Application {
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
 
-        let app = AppContext {
-            store,
-            secrets,
-            ports: PortPool {
-                publish_host: settings.publish_host.clone(),
-                start: settings.port_range_start,
-                end: settings.port_range_end,
-            },
-            nudger,
-            region: settings.region.clone(),
-            advertised_host: settings.advertised_host.clone(),
-        };
+        let app = app_context(&settings, store, secrets, nudger);
         let state = ApiState { app: app.clone() };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -248,7 +237,21 @@ pub async fn offline_context(
 ) -> anyhow::Result<AppContext> {
     let store = DataStore::connect(database_url).await?;
     let secrets = SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
-    Ok(AppContext {
+    Ok(app_context(
+        settings,
+        store,
+        secrets,
+        crate::reconcile::Nudger::default(),
+    ))
+}
+
+fn app_context(
+    settings: &Settings,
+    store: DataStore,
+    secrets: SecretBox,
+    nudger: crate::reconcile::Nudger,
+) -> AppContext {
+    AppContext {
         store,
         secrets,
         ports: PortPool {
@@ -256,8 +259,8 @@ pub async fn offline_context(
             start: settings.port_range_start,
             end: settings.port_range_end,
         },
-        nudger: crate::reconcile::Nudger::default(),
+        nudger,
         region: settings.region.clone(),
         advertised_host: settings.advertised_host.clone(),
-    })
+    }
 }

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-
-use super::{AppContext, Caller, MAX_BROKERS_PER_ACCOUNT, MAX_TAGS};
+use super::{paging, AppContext, Caller, MAX_BROKERS_PER_ACCOUNT, MAX_TAGS};
 use crate::crypto::random_token;
 use crate::db::broker::Created;
 use crate::db::model::{BrokerRow, NewBroker, NewUser, PortRow, UserRow};
@@ -95,6 +93,66 @@ pub(crate) fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), Error
     Ok(())
 }
 
+/// Inputs naming features this installation does not offer; shared by CreateBroker and
+/// UpdateBroker so both refuse them the same way.
+struct Unavailable<'a> {
+    authentication_strategy: Option<&'a str>,
+    ldap: bool,
+    storage_size: bool,
+    data_replication_mode: Option<&'a str>,
+}
+
+fn refuse_unavailable(u: &Unavailable<'_>) -> Result<(), Error> {
+    match u.authentication_strategy {
+        None | Some("SIMPLE") => {}
+        Some("LDAP") | Some("CONFIG_MANAGED") => {
+            return Err(Error::bad_request(
+                "authenticationStrategy",
+                "Only the SIMPLE authentication strategy is available on this Berth installation.",
+            ))
+        }
+        Some(other) => {
+            return Err(Error::bad_request(
+                "authenticationStrategy",
+                format!("{other} is not a valid authenticationStrategy. Valid values: SIMPLE, LDAP, CONFIG_MANAGED."),
+            ))
+        }
+    }
+    if u.ldap {
+        return Err(Error::bad_request(
+            "ldapServerMetadata",
+            "LDAP server metadata requires the LDAP authentication strategy.",
+        ));
+    }
+    if u.storage_size {
+        return Err(Error::bad_request(
+            "storageSize",
+            "storageSize can only be set for RabbitMQ CLUSTER_MULTI_AZ brokers.",
+        ));
+    }
+    match u.data_replication_mode {
+        None | Some("NONE") => Ok(()),
+        Some("CRDR") => Err(Error::bad_request(
+            "dataReplicationMode",
+            "Cross-region data replication is not available on this Berth installation.",
+        )),
+        Some(other) => Err(Error::bad_request(
+            "dataReplicationMode",
+            format!("{other} is not a valid dataReplicationMode. Valid values: NONE, CRDR."),
+        )),
+    }
+}
+
+fn check_logs(engine: EngineType, logs: &views::LogsInput) -> Result<(), Error> {
+    if engine == EngineType::Rabbitmq && logs.audit == Some(true) {
+        return Err(Error::bad_request(
+            "logs",
+            "Audit logs are not supported for engine type RABBITMQ.",
+        ));
+    }
+    Ok(())
+}
+
 /// CreateBroker: validate everything, record the desired state, wake the reconciler.
 pub async fn broker_create(
     ctx: &AppContext,
@@ -142,45 +200,12 @@ pub async fn broker_create(
             "Storage type EFS is not supported for engine type RABBITMQ.",
         ));
     }
-    if req.storage_size.is_some() {
-        return Err(Error::bad_request(
-            "storageSize",
-            "storageSize can only be set for RabbitMQ CLUSTER_MULTI_AZ brokers.",
-        ));
-    }
-    match req.authentication_strategy.as_deref() {
-        None | Some("SIMPLE") => {}
-        Some("LDAP") | Some("CONFIG_MANAGED") => {
-            return Err(Error::bad_request(
-                "authenticationStrategy",
-                "Only the SIMPLE authentication strategy is available on this Berth installation.",
-            ));
-        }
-        Some(other) => {
-            return Err(Error::bad_request("authenticationStrategy", format!("{other} is not a valid authenticationStrategy. Valid values: SIMPLE, LDAP, CONFIG_MANAGED.")));
-        }
-    }
-    if req.ldap_server_metadata.is_some() {
-        return Err(Error::bad_request(
-            "ldapServerMetadata",
-            "LDAP server metadata requires the LDAP authentication strategy.",
-        ));
-    }
-    match req.data_replication_mode.as_deref() {
-        None | Some("NONE") => {}
-        Some("CRDR") => {
-            return Err(Error::bad_request(
-                "dataReplicationMode",
-                "Cross-region data replication is not available on this Berth installation.",
-            ))
-        }
-        Some(other) => {
-            return Err(Error::bad_request(
-                "dataReplicationMode",
-                format!("{other} is not a valid dataReplicationMode. Valid values: NONE, CRDR."),
-            ))
-        }
-    }
+    refuse_unavailable(&Unavailable {
+        authentication_strategy: req.authentication_strategy.as_deref(),
+        ldap: req.ldap_server_metadata.is_some(),
+        storage_size: req.storage_size.is_some(),
+        data_replication_mode: req.data_replication_mode.as_deref(),
+    })?;
     let configuration = match &req.configuration {
         None => None,
         Some(input) => Some(
@@ -189,12 +214,7 @@ pub async fn broker_create(
         ),
     };
     let logs = req.logs.unwrap_or_default();
-    if engine_type == EngineType::Rabbitmq && logs.audit == Some(true) {
-        return Err(Error::bad_request(
-            "logs",
-            "Audit logs are not supported for engine type RABBITMQ.",
-        ));
-    }
+    check_logs(engine_type, &logs)?;
     if let Some(enc) = &req.encryption_options {
         if enc.use_aws_owned_key.is_none() {
             return Err(Error::bad_request(
@@ -320,48 +340,16 @@ pub async fn broker_list(
     max_results: Option<&str>,
     next_token: Option<&str>,
 ) -> Result<(Vec<BrokerRow>, Option<String>), Error> {
-    let limit = parse_max_results(max_results)?;
-    let after = match next_token {
-        None | Some("") => None,
-        Some(t) => Some(decode_token(t)?),
-    };
+    let limit = paging::max_results(max_results, 20)?;
+    let after = paging::decode_token(next_token)?
+        .map(|s| BrokerId::parse(&s).map_err(|_| paging::invalid_token()))
+        .transpose()?;
     let mut rows = ctx
         .store
         .broker_list(caller.account.as_str(), after.as_ref(), limit + 1)
         .await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_token(&r.id))
-    } else {
-        None
-    };
+    let next = paging::finish_page(&mut rows, limit, |r| r.id.clone());
     Ok((rows, next))
-}
-
-pub(crate) fn parse_max_results(v: Option<&str>) -> Result<i64, Error> {
-    match v {
-        None => Ok(20),
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=100).contains(&n) => Ok(n),
-            _ => Err(Error::bad_request(
-                "maxResults",
-                "maxResults must be an integer between 1 and 100.",
-            )),
-        },
-    }
-}
-
-fn encode_token(id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
-}
-
-fn decode_token(t: &str) -> Result<BrokerId, Error> {
-    let bad = || Error::bad_request("nextToken", "The nextToken is not valid.");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(t)
-        .map_err(|_| bad())?;
-    let s = String::from_utf8(raw).map_err(|_| bad())?;
-    BrokerId::parse(&s).map_err(|_| bad())
 }
 
 /// DeleteBroker: mark for deletion (from any state); the reconciler tears it down.
@@ -586,21 +574,12 @@ pub async fn broker_update(
         update.pending_host_instance_type =
             Some((it.name != row.host_instance_type).then(|| it.name.to_owned()));
     }
-    match req.authentication_strategy.as_deref() {
-        None | Some("SIMPLE") => {}
-        Some(other) => {
-            return Err(Error::bad_request(
-                "authenticationStrategy",
-                format!("Authentication strategy {other} is not available on this Berth installation; use SIMPLE."),
-            ))
-        }
-    }
-    if req.ldap_server_metadata.is_some() {
-        return Err(Error::bad_request(
-            "ldapServerMetadata",
-            "LDAP server metadata requires the LDAP authentication strategy.",
-        ));
-    }
+    refuse_unavailable(&Unavailable {
+        authentication_strategy: req.authentication_strategy.as_deref(),
+        ldap: req.ldap_server_metadata.is_some(),
+        storage_size: req.storage_size.is_some(),
+        data_replication_mode: req.data_replication_mode.as_deref(),
+    })?;
     if let Some(input) = &req.configuration {
         let cfg = super::configurations::resolve_for_broker(
             ctx,
@@ -614,21 +593,6 @@ pub async fn broker_update(
             && row.configuration_revision == Some(cfg.revision);
         update.pending_configuration = Some((!same).then_some(cfg));
     }
-    if req.storage_size.is_some() {
-        return Err(Error::bad_request(
-            "storageSize",
-            "storageSize can only be set for RabbitMQ CLUSTER_MULTI_AZ brokers.",
-        ));
-    }
-    match req.data_replication_mode.as_deref() {
-        None | Some("NONE") => {}
-        Some(_) => {
-            return Err(Error::bad_request(
-                "dataReplicationMode",
-                "Cross-region data replication is not available on this Berth installation.",
-            ))
-        }
-    }
     if req
         .resource_share_arns
         .as_ref()
@@ -640,12 +604,7 @@ pub async fn broker_update(
         ));
     }
     if let Some(logs) = &req.logs {
-        if engine_type == EngineType::Rabbitmq && logs.audit == Some(true) {
-            return Err(Error::bad_request(
-                "logs",
-                "Audit logs are not supported for engine type RABBITMQ.",
-            ));
-        }
+        check_logs(engine_type, logs)?;
         update.logs_general = logs.general;
     }
     if let Some(sg) = &req.security_groups {
@@ -745,7 +704,7 @@ pub async fn broker_shared_resources(
     id: &str,
     max_results: Option<&str>,
 ) -> Result<(), Error> {
-    parse_max_results(max_results)?;
+    paging::max_results(max_results, 20)?;
     owned_broker(ctx, caller, id).await?;
     Ok(())
 }
@@ -753,28 +712,6 @@ pub async fn broker_shared_resources(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn max_results_bounds() {
-        assert_eq!(parse_max_results(None).unwrap(), 20);
-        assert_eq!(parse_max_results(Some("100")).unwrap(), 100);
-        for bad in ["0", "101", "x", "-1"] {
-            assert_eq!(
-                parse_max_results(Some(bad)).unwrap_err().attribute(),
-                Some("maxResults")
-            );
-        }
-    }
-
-    #[test]
-    fn page_tokens_round_trip() {
-        let id = BrokerId::generate();
-        assert_eq!(decode_token(&encode_token(id.as_str())).unwrap(), id);
-        assert_eq!(
-            decode_token("!!").unwrap_err().attribute(),
-            Some("nextToken")
-        );
-    }
 
     #[test]
     fn maintenance_window_validation() {

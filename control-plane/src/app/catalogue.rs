@@ -2,8 +2,6 @@
 //! real catalogue (`domain::catalogue`): only versions Berth can build and run, only
 //! instance types whose limits it enforces, only the deployment modes it supports.
 
-use base64::Engine as _;
-
 use crate::domain::catalogue::{EngineVersion, ENGINE_VERSIONS, INSTANCE_TYPES};
 use crate::domain::{DeploymentMode, EngineType, InstanceType, StorageType};
 use crate::error::Error;
@@ -39,31 +37,17 @@ fn page<T>(
     max_results: Option<&str>,
     next_token: Option<&str>,
 ) -> Result<(Vec<T>, i64, Option<String>), Error> {
-    let limit = match max_results {
-        None => 100,
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                return Err(Error::bad_request(
-                    "maxResults",
-                    "maxResults must be an integer between 1 and 100.",
-                ))
-            }
-        },
-    };
-    let start = match next_token {
-        None | Some("") => 0usize,
-        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(t)
+    let limit = super::paging::max_results(max_results, 100)?;
+    let start = match super::paging::decode_token(next_token)? {
+        None => 0usize,
+        Some(s) => s
+            .parse::<usize>()
             .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse::<usize>().ok())
             .filter(|i| *i <= items.len())
-            .ok_or_else(|| Error::bad_request("nextToken", "The nextToken is not valid."))?,
+            .ok_or_else(super::paging::invalid_token)?,
     };
     let end = (start + limit as usize).min(items.len());
-    let next = (end < items.len())
-        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(end.to_string()));
+    let next = (end < items.len()).then(|| super::paging::encode_token(&end.to_string()));
     let items = items.into_iter().take(end).skip(start).collect();
     Ok((items, limit, next))
 }

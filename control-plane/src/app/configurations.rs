@@ -152,38 +152,19 @@ async fn view(
     })
 }
 
-fn decode_token(t: Option<&str>) -> Result<Option<String>, Error> {
-    match t {
-        None | Some("") => Ok(None),
-        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(t)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(Some)
-            .ok_or_else(|| Error::bad_request("nextToken", "The nextToken is not valid.")),
-    }
-}
-
-fn encode_token(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-}
-
 pub async fn configuration_list(
     ctx: &AppContext,
     caller: &Caller,
     max_results: Option<&str>,
     next_token: Option<&str>,
 ) -> Result<views::ListConfigurationsResponse, Error> {
-    let limit = super::brokers::parse_max_results(max_results)?;
-    let after = decode_token(next_token)?;
+    let limit = super::paging::max_results(max_results, 20)?;
+    let after = super::paging::decode_token(next_token)?;
     let mut rows = ctx
         .store
         .configuration_list(caller.account.as_str(), after.as_deref(), limit + 1)
         .await?;
-    let next = (rows.len() as i64 > limit).then(|| {
-        rows.truncate(limit as usize);
-        encode_token(&rows[rows.len() - 1].id)
-    });
+    let next = super::paging::finish_page(&mut rows, limit, |r| r.id.clone());
     let mut configurations = Vec::with_capacity(rows.len());
     for r in &rows {
         configurations.push(view(ctx, caller, r).await?);
@@ -308,21 +289,18 @@ pub async fn revision_list(
     next_token: Option<&str>,
 ) -> Result<views::ListConfigurationRevisionsResponse, Error> {
     let row = configuration_fetch(ctx, caller, id).await?;
-    let limit = super::brokers::parse_max_results(max_results)?;
-    let after = match decode_token(next_token)? {
+    let limit = super::paging::max_results(max_results, 20)?;
+    let after = match super::paging::decode_token(next_token)? {
         None => 0,
         Some(s) => s
             .parse::<i32>()
-            .map_err(|_| Error::bad_request("nextToken", "The nextToken is not valid."))?,
+            .map_err(|_| super::paging::invalid_token())?,
     };
     let mut revs = ctx
         .store
         .configuration_revisions_list(&row.id, after, limit + 1)
         .await?;
-    let next = (revs.len() as i64 > limit).then(|| {
-        revs.truncate(limit as usize);
-        encode_token(&revs[revs.len() - 1].revision.to_string())
-    });
+    let next = super::paging::finish_page(&mut revs, limit, |r| r.revision.to_string());
     Ok(views::ListConfigurationRevisionsResponse {
         configuration_id: row.id,
         max_results: limit,

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod brokers;
 pub mod catalogue;
 pub mod configurations;
+pub mod paging;
 pub mod tags;
 pub mod users;
 

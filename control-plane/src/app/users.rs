@@ -5,8 +5,6 @@
 //! the broker's agent, and the marker is cleared once the agent confirms. Until then
 //! DescribeUser / ListUsers / DescribeBroker show the pending change honestly.
 
-use base64::Engine as _;
-
 use super::brokers::owned_broker;
 use super::{AppContext, Caller};
 use crate::db::model::{BrokerRow, NewUser, UserRow};
@@ -59,6 +57,16 @@ async fn writable_broker(ctx: &AppContext, caller: &Caller, id: &str) -> Result<
     }
 }
 
+fn check_replication_user(replication_user: Option<bool>) -> Result<(), Error> {
+    if replication_user == Some(true) {
+        return Err(Error::bad_request(
+            "replicationUser",
+            "Replication users require cross-region data replication, which is not available.",
+        ));
+    }
+    Ok(())
+}
+
 fn user_not_found(broker: &str, username: &str) -> Error {
     Error::not_found(
         "username",
@@ -83,12 +91,7 @@ pub async fn user_create(
         "password",
     )?;
     check_groups(engine, &req.groups)?;
-    if req.replication_user == Some(true) {
-        return Err(Error::bad_request(
-            "replicationUser",
-            "Replication users require cross-region data replication, which is not available.",
-        ));
-    }
+    check_replication_user(req.replication_user)?;
     let user = NewUser {
         username: username.as_str().to_owned(),
         password_enc: ctx.secrets.seal(password.expose()),
@@ -118,12 +121,7 @@ pub async fn user_update(
         .map(|p| Password::parse(p, "password"))
         .transpose()?;
     check_groups(engine, &req.groups)?;
-    if req.replication_user == Some(true) {
-        return Err(Error::bad_request(
-            "replicationUser",
-            "Replication users require cross-region data replication, which is not available.",
-        ));
-    }
+    check_replication_user(req.replication_user)?;
     let sealed = password.map(|p| ctx.secrets.seal(p.expose()));
     let changed = ctx
         .store
@@ -214,29 +212,17 @@ pub async fn user_list(
     next_token: Option<&str>,
 ) -> Result<views::ListUsersResponse, Error> {
     let row = owned_broker(ctx, caller, broker_id).await?;
-    let limit = super::brokers::parse_max_results(max_results)? as usize;
-    let after = match next_token {
-        None | Some("") => None,
-        Some(t) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| Error::bad_request("nextToken", "The nextToken is not valid."))?,
-        ),
-    };
+    let limit = super::paging::max_results(max_results, 20)?;
+    let after = super::paging::decode_token(next_token)?;
     let users = ctx.store.broker_users(&row.broker_id()).await?;
     let mut page: Vec<&UserRow> = users
         .iter()
         .filter(|u| after.as_deref().is_none_or(|a| u.username.as_str() > a))
         .collect();
-    let next = (page.len() > limit).then(|| {
-        page.truncate(limit);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&page[limit - 1].username)
-    });
+    let next = super::paging::finish_page(&mut page, limit, |u| u.username.clone());
     Ok(views::ListUsersResponse {
         broker_id: row.id.clone(),
-        max_results: limit.max(5) as i64,
+        max_results: limit.max(5),
         next_token: next,
         users: page
             .into_iter()
