@@ -46,11 +46,49 @@ pub async fn test_postgres() -> &'static EmbeddedPostgres {
 /// A fresh, empty database on the test server.
 pub async fn fresh_database() -> String {
     let pg = test_postgres().await;
-    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    SWEPT.get_or_init(|| drop_stale_databases(pg)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let name = format!("berth_test_{now}_{}", uuid::Uuid::new_v4().simple());
     pg.create_database(&name)
         .await
         .expect("create test database");
     pg.url(&name)
+}
+
+static SWEPT: OnceCell<()> = OnceCell::const_new();
+
+/// Test databases older than a few hours belong to finished runs: drop them so the shared
+/// test server does not grow without bound. (Names carry their creation time.)
+async fn drop_stale_databases(pg: &EmbeddedPostgres) {
+    let Ok(pool) = sqlx::PgPool::connect(&pg.url("postgres")).await else {
+        return;
+    };
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'berth_test_%'")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+    let cutoff = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 4 * 3600;
+    for name in names {
+        let created = name
+            .strip_prefix("berth_test_")
+            .and_then(|r| r.split('_').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        // Names from before timestamps were added have no number: stale too.
+        if created.is_none_or(|t| t < cutoff) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&pool)
+                .await;
+        }
+    }
+    pool.close().await;
 }
 
 static PORT_BLOCK: AtomicU16 = AtomicU16::new(0);
