@@ -36,6 +36,9 @@ pub struct Prepared {
     pub process: ProcessSpec,
     /// The memory limit the config was rendered for.
     pub memory_limit: Option<u64>,
+    /// The engine will create exactly the spec's users by itself at this start (a
+    /// virgin node bootstrapped from the config), so no reconciliation is needed.
+    pub users_settled: bool,
 }
 
 /// Engine-specific operations.
@@ -121,8 +124,10 @@ impl Agent {
     pub fn prepare_engine(&self) -> anyhow::Result<ProcessSpec> {
         let prepared = self.driver.prepare(&self.spec())?;
         self.state.set_memory_limit(prepared.memory_limit);
-        // A fresh engine may be a virgin node or one restored from the volume: check.
-        self.users_dirty.store(true, Ordering::SeqCst);
+        // A node restored from the volume may have other users than the spec: check,
+        // unless the engine bootstraps exactly the spec's users itself.
+        self.users_dirty
+            .store(!prepared.users_settled, Ordering::SeqCst);
         Ok(prepared.process)
     }
 
@@ -360,6 +365,7 @@ pub(crate) mod tests {
     impl EngineDriver for FakeDriver {
         fn prepare(&self, _spec: &AgentSpec) -> anyhow::Result<Prepared> {
             Ok(Prepared {
+                users_settled: false,
                 process: ProcessSpec {
                     program: "/bin/sleep".into(),
                     args: vec!["30".into()],

@@ -103,6 +103,10 @@ pub fn render_rabbitmq_conf(spec: &AgentSpec, memory_limit: Option<u64>) -> Stri
     line("default_user", &user);
     line("default_pass", &pass);
     line("default_user_tags.administrator", "true");
+    line(
+        &format!("default_user_tags.{}", crate::rabbitmqctl::MANAGED_TAG),
+        "true",
+    );
     line("default_vhost", "/");
     line("default_permissions.configure", ".*");
     line("default_permissions.read", ".*");
@@ -193,6 +197,22 @@ impl Default for RabbitPaths {
 /// Write rabbitmq.conf, enabled_plugins and the cookie, and hand the data directory to
 /// the engine user. `config_owner` owns the config files (root:rabbitmq in production),
 /// `engine_owner` the data directory and cookie.
+/// A node that has never booted on this volume: RabbitMQ keeps its database under
+/// `mnesia/` in the data directory.
+pub fn is_virgin(data_dir: &Path) -> bool {
+    std::fs::read_dir(data_dir.join("mnesia")).map_or(true, |mut d| d.next().is_none())
+}
+
+/// On a virgin node `default_user` creates the first spec user (administrator, tagged as
+/// Berth-managed) and nobody else, not even `guest`: with one representable user that is
+/// exactly the spec.
+pub fn bootstraps_exactly_the_spec_users(spec: &AgentSpec) -> bool {
+    match spec.users.as_slice() {
+        [only] => conf_value(&only.username).is_some() && conf_value(&only.password).is_some(),
+        _ => false,
+    }
+}
+
 pub fn write_engine_files(
     spec: &AgentSpec,
     memory_limit: Option<u64>,
@@ -310,6 +330,7 @@ pub fn engine_process(paths: &RabbitPaths, hostname: &str) -> ProcessSpec {
 impl EngineDriver for RabbitDriver {
     fn prepare(&self, spec: &AgentSpec) -> anyhow::Result<Prepared> {
         let memory_limit = cgroup::read_memory_limit();
+        let virgin = is_virgin(&self.paths.data_dir);
         write_engine_files(
             spec,
             memory_limit,
@@ -332,6 +353,7 @@ impl EngineDriver for RabbitDriver {
         Ok(Prepared {
             process: self.process(),
             memory_limit,
+            users_settled: virgin && bootstraps_exactly_the_spec_users(spec),
         })
     }
 
@@ -575,5 +597,22 @@ mod tests {
         let tenant = conf.find("heartbeat = 30").unwrap();
         assert!(tenant > managed);
         assert!(conf.ends_with("heartbeat = 30\n"));
+    }
+
+    #[test]
+    fn a_virgin_node_with_one_plain_user_needs_no_reconciliation() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(is_virgin(dir.path()));
+        std::fs::create_dir_all(dir.path().join("mnesia/rabbit@x")).unwrap();
+        assert!(!is_virgin(dir.path()));
+        let spec = crate::specfile::tests::sample_spec();
+        assert_eq!(spec.users.len(), 1);
+        assert!(bootstraps_exactly_the_spec_users(&spec));
+        let mut two = spec.clone();
+        two.users.push(two.users[0].clone());
+        two.users[1].username = "second".into();
+        assert!(!bootstraps_exactly_the_spec_users(&two));
+        let conf = render_rabbitmq_conf(&spec, None);
+        assert!(conf.contains("default_user_tags.berth-managed = true"));
     }
 }

@@ -177,7 +177,12 @@ async fn step(agent: &Agent, config: &MonitorConfig) -> Duration {
             if agent.driver.probe().await.is_err() {
                 return config.poll;
             }
-            if let Err(e) = agent.reconcile_users().await {
+            let reconciled = if agent.users_dirty() {
+                agent.reconcile_users().await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = reconciled {
                 let msg = format!("engine answers but user reconciliation failed: {e:#}");
                 tracing::warn!("{msg}");
                 agent.state.set_last_error(msg);
