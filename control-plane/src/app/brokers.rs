@@ -25,16 +25,6 @@ fn required<T>(v: Option<T>, attribute: &str) -> Result<T, Error> {
     v.ok_or_else(|| Error::bad_request(attribute, format!("{attribute} is required.")))
 }
 
-const DAYS: &[&str] = &[
-    "MONDAY",
-    "TUESDAY",
-    "WEDNESDAY",
-    "THURSDAY",
-    "FRIDAY",
-    "SATURDAY",
-    "SUNDAY",
-];
-
 /// Validates `maintenanceWindowStartTime`; absent → Sunday 03:00 UTC.
 fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, String), Error> {
     let Some(w) = w else {
@@ -42,12 +32,12 @@ fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, Str
     };
     let attr = "maintenanceWindowStartTime";
     let day = required(w.day_of_week, "maintenanceWindowStartTime.dayOfWeek")?;
-    if !DAYS.contains(&day.as_str()) {
+    if crate::domain::maintenance::parse_day(&day).is_none() {
         return Err(Error::bad_request(
             attr,
             format!(
                 "{day} is not a valid dayOfWeek. Valid values: {}.",
-                DAYS.join(", ")
+                crate::domain::maintenance::DAY_NAMES.join(", ")
             ),
         ));
     }

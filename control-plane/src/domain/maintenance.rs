@@ -25,6 +25,22 @@ pub fn parse_zone(tz: &str) -> Option<Zone> {
     tz.parse::<chrono_tz::Tz>().ok().map(Zone::Named)
 }
 
+/// `DayOfWeek` on the wire, Monday first.
+pub const DAY_NAMES: [&str; 7] = [
+    "MONDAY",
+    "TUESDAY",
+    "WEDNESDAY",
+    "THURSDAY",
+    "FRIDAY",
+    "SATURDAY",
+    "SUNDAY",
+];
+
+/// The wire name of a weekday.
+pub fn day_name(day: Weekday) -> &'static str {
+    DAY_NAMES[day.num_days_from_monday() as usize]
+}
+
 pub fn parse_day(day: &str) -> Option<Weekday> {
     Some(match day {
         "MONDAY" => Weekday::Mon,

@@ -114,6 +114,15 @@ impl Harness {
         .unwrap()
     }
 
+    async fn row(&self, id: &BrokerId) -> berth::db::model::BrokerRow {
+        self.ctx
+            .store
+            .broker_fetch_unscoped(id)
+            .await
+            .unwrap()
+            .expect("broker row")
+    }
+
     async fn state(&self, id: &BrokerId) -> Option<String> {
         self.ctx
             .store
@@ -282,13 +291,7 @@ async fn reboot_applies_pending_instance_type_by_recreating_the_container_once()
     berth::app::brokers::broker_update(&h.ctx, &h.caller, id.as_str(), req)
         .await
         .unwrap();
-    let row = h
-        .ctx
-        .store
-        .broker_fetch_unscoped(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = h.row(&id).await;
     assert_eq!(
         row.pending_host_instance_type.as_deref(),
         Some("mq.m7g.large")
@@ -331,13 +334,7 @@ async fn reboot_applies_pending_instance_type_by_recreating_the_container_once()
             .created,
         recreated
     );
-    let row = h
-        .ctx
-        .store
-        .broker_fetch_unscoped(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = h.row(&id).await;
     assert_eq!(
         (row.state.as_str(), row.host_instance_type.as_str()),
         ("RUNNING", "mq.m7g.large")
@@ -403,15 +400,7 @@ async fn the_maintenance_window_applies_pending_changes_once() {
     // A window that opened five minutes ago in Tokyo time, and a pending resize.
     let tokyo: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
     let opened = chrono::Utc::now().with_timezone(&tokyo) - chrono::Duration::minutes(5);
-    let day = [
-        "MONDAY",
-        "TUESDAY",
-        "WEDNESDAY",
-        "THURSDAY",
-        "FRIDAY",
-        "SATURDAY",
-        "SUNDAY",
-    ][chrono::Datelike::weekday(&opened).num_days_from_monday() as usize];
+    let day = berth::domain::maintenance::day_name(chrono::Datelike::weekday(&opened));
     let req = serde_json::from_value(serde_json::json!({
         "hostInstanceType": "mq.m7g.large",
         "maintenanceWindowStartTime": {"dayOfWeek": day, "timeOfDay": opened.format("%H:%M").to_string(), "timeZone": "Asia/Tokyo"},
@@ -429,13 +418,7 @@ async fn the_maintenance_window_applies_pending_changes_once() {
     assert_eq!(started, vec![id.clone()]);
     assert_eq!(h.state(&id).await.as_deref(), Some("REBOOT_IN_PROGRESS"));
     assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
-    let row = h
-        .ctx
-        .store
-        .broker_fetch_unscoped(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = h.row(&id).await;
     assert_eq!(
         (row.state.as_str(), row.host_instance_type.as_str()),
         ("RUNNING", "mq.m7g.large")
