@@ -32,6 +32,9 @@ pub struct Settings {
     pub port_range_end: u16,
     /// A broker whose engine is not ready after this long becomes CREATION_FAILED.
     pub create_timeout_secs: u64,
+    /// A RUNNING broker whose engine fails its health check this long becomes
+    /// CRITICAL_ACTION_REQUIRED (and RUNNING again once it recovers).
+    pub unhealthy_after_secs: u64,
     /// How often the reconciler looks at every broker, even without a nudge.
     pub reconcile_interval_ms: u64,
     /// Base64 of a 32-byte key encrypting secrets at rest; default: `data_dir/master.key`.
@@ -50,6 +53,7 @@ impl std::fmt::Debug for Settings {
             .field("advertised_host", &self.advertised_host)
             .field("port_range", &(self.port_range_start..=self.port_range_end))
             .field("create_timeout_secs", &self.create_timeout_secs)
+            .field("unhealthy_after_secs", &self.unhealthy_after_secs)
             .field("reconcile_interval_ms", &self.reconcile_interval_ms)
             .field(
                 "master_key",
@@ -72,6 +76,7 @@ impl Default for Settings {
             port_range_start: 21000,
             port_range_end: 29999,
             create_timeout_secs: 300,
+            unhealthy_after_secs: 60,
             reconcile_interval_ms: 1000,
             master_key: None,
         }

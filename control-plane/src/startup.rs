@@ -82,6 +82,7 @@ impl Application {
             ReconcilerConfig {
                 publish_host: settings.publish_host.clone(),
                 create_timeout: Duration::from_secs(settings.create_timeout_secs),
+                unhealthy_after: Duration::from_secs(settings.unhealthy_after_secs),
                 poll: Duration::from_millis(250),
                 host_cpus,
                 host_memory_bytes: host_memory,

@@ -414,6 +414,10 @@ pub fn describe_view(
             action_required_code: "CREATION_FAILED".into(),
             action_required_info: reason.clone(),
         }],
+        (BrokerState::CriticalActionRequired, Some(reason)) => vec![views::ActionRequired {
+            action_required_code: "BROKER_UNHEALTHY".into(),
+            action_required_info: reason.clone(),
+        }],
         _ => Vec::new(),
     };
     views::DescribeBrokerResponse {

@@ -348,6 +348,29 @@ impl DataStore {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Records a failed health check; returns since when the engine has been unhealthy.
+    pub async fn broker_mark_unhealthy(
+        &self,
+        id: &BrokerId,
+    ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+        sqlx::query_scalar(
+            "UPDATE brokers SET unhealthy_since = COALESCE(unhealthy_since, now()) WHERE id = $1 RETURNING unhealthy_since",
+        )
+        .bind(id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .context_internal("marking broker unhealthy")
+    }
+
+    pub async fn broker_mark_healthy(&self, id: &BrokerId) -> Result<(), Error> {
+        sqlx::query("UPDATE brokers SET unhealthy_since = NULL WHERE id = $1 AND unhealthy_since IS NOT NULL")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .context_internal("marking broker healthy")?;
+        Ok(())
+    }
+
     /// Makes pending settings current (at reboot or in the maintenance window). Idempotent.
     pub async fn broker_apply_pending(&self, id: &BrokerId) -> Result<(), Error> {
         // The configuration first: the old current revision goes to the history.

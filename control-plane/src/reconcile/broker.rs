@@ -34,6 +34,9 @@ pub enum StepOutcome {
 pub struct ReconcilerConfig {
     pub publish_host: String,
     pub create_timeout: Duration,
+    /// How long a RUNNING engine may fail its health check before the broker is marked
+    /// CRITICAL_ACTION_REQUIRED.
+    pub unhealthy_after: Duration,
     /// Delay between steps while a broker is in transition.
     pub poll: Duration,
     /// Host CPUs and memory: instance limits larger than the machine are clamped.
@@ -122,7 +125,9 @@ impl BrokerReconciler {
             BrokerState::RebootInProgress => self.step_rebooting(&row).await,
             BrokerState::Running | BrokerState::CriticalActionRequired => {
                 self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
-                self.push_users(&row).await?;
+                if self.watch_health(&row).await? {
+                    self.push_users(&row).await?;
+                }
                 Ok(StepOutcome::Stable)
             }
         }
@@ -184,6 +189,55 @@ impl BrokerReconciler {
             }
             _ => Ok(StepOutcome::Waiting),
         }
+    }
+
+    /// Health of a broker that should be serving: an engine that has not been ready for
+    /// `unhealthy_after` turns RUNNING into CRITICAL_ACTION_REQUIRED (with the reason);
+    /// a ready one clears the mark and returns to RUNNING. Returns whether it is ready.
+    async fn watch_health(&self, row: &BrokerRow) -> anyhow::Result<bool> {
+        let id = row.broker_id();
+        let health = self.probe(row).await;
+        if matches!(health, Ok(EngineState::Ready)) {
+            self.store.broker_mark_healthy(&id).await?;
+            if self
+                .store
+                .broker_transition(
+                    &id,
+                    &[BrokerState::CriticalActionRequired],
+                    BrokerState::Running,
+                    None,
+                )
+                .await?
+            {
+                tracing::info!(broker = %id, "engine healthy again: RUNNING");
+            }
+            return Ok(true);
+        }
+        let since = self.store.broker_mark_unhealthy(&id).await?;
+        let limit = chrono::Duration::from_std(self.config.unhealthy_after)?;
+        if chrono::Utc::now() - since > limit {
+            let detail = match health {
+                Ok(state) => format!("engine state {state:?}"),
+                Err(e) => format!("agent unreachable: {e}"),
+            };
+            let reason = format!(
+                "The engine has failed its health check for more than {} s ({detail}).",
+                self.config.unhealthy_after.as_secs()
+            );
+            if self
+                .store
+                .broker_transition(
+                    &id,
+                    &[BrokerState::Running],
+                    BrokerState::CriticalActionRequired,
+                    Some(&reason),
+                )
+                .await?
+            {
+                tracing::warn!(broker = %id, reason, "broker needs attention");
+            }
+        }
+        Ok(false)
     }
 
     /// Sends the users to the agent when any change is pending, then confirms exactly

@@ -11,7 +11,7 @@ const PASSWORD: &str = "s3cret-Passw0rd-x";
 
 #[tokio::test]
 async fn create_use_and_delete_a_rabbitmq_broker() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.unhealthy_after_secs = 2).await;
     require_image(&app.docker).await;
     let name = format!(
         "skeleton-{}",
@@ -92,6 +92,29 @@ async fn create_use_and_delete_a_rabbitmq_broker() {
         .await
         .is_err());
     assert!(amqp::connect(&endpoint, "guest", "guest").await.is_err());
+
+    // A hung engine (container paused) makes the broker CRITICAL_ACTION_REQUIRED with the
+    // reason; once it answers again the broker is RUNNING again.
+    let container = format!("berth-{id}-0");
+    let docker = |verb: &str| {
+        let ok = std::process::Command::new("docker")
+            .args([verb, &container])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "docker {verb}");
+    };
+    docker("pause");
+    let v = app
+        .wait_for_state(&id, "CRITICAL_ACTION_REQUIRED", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        v["actionsRequired"][0]["actionRequiredCode"],
+        "BROKER_UNHEALTHY"
+    );
+    docker("unpause");
+    app.wait_for_state(&id, "RUNNING", Duration::from_secs(60))
+        .await;
 
     // ListBrokers shows it.
     let list: serde_json::Value = app.get("/v1/brokers").await.json().await.unwrap();

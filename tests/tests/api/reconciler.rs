@@ -58,6 +58,10 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(Arc::new(ReadyAgent)).await
+}
+
+async fn harness_with(agent: Arc<dyn AgentProbe>) -> Harness {
     let store = DataStore::connect(&fresh_database().await).await.unwrap();
     let secrets = SecretBox::from_key(&[7; 32]);
     let (start, end) = port_range();
@@ -81,12 +85,13 @@ async fn harness() -> Harness {
     let rec = BrokerReconciler::new(
         store.clone(),
         runtime.clone(),
-        Arc::new(ReadyAgent),
+        agent,
         secrets,
         store.installation_id().await.unwrap(),
         ReconcilerConfig {
             publish_host: "127.0.0.1".into(),
             create_timeout: Duration::from_secs(300),
+            unhealthy_after: Duration::ZERO,
             poll: Duration::from_millis(10),
             host_cpus: 2,
             host_memory_bytes: 8 << 30,
@@ -443,4 +448,57 @@ async fn the_maintenance_window_applies_pending_changes_once() {
         h.rec.schedule_maintenance(next_week).await.unwrap(),
         vec![id.clone()]
     );
+}
+
+/// An agent whose engine can be switched between ready and starting.
+#[derive(Default)]
+struct SwitchableAgent {
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl AgentProbe for SwitchableAgent {
+    async fn put_spec(
+        &self,
+        base: &str,
+        token: &str,
+        _spec: &AgentSpec,
+    ) -> anyhow::Result<HealthReport> {
+        self.health(base, token).await
+    }
+
+    async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
+        let mut report = ReadyAgent.health(base, token).await?;
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            report.state = EngineState::Restarting;
+        }
+        Ok(report)
+    }
+}
+
+#[tokio::test]
+async fn an_unhealthy_engine_makes_the_broker_critical_until_it_recovers() {
+    let agent = Arc::new(SwitchableAgent::default());
+    let h = harness_with(agent.clone()).await;
+    let id = h.create("health").await;
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+    agent.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    h.rec.step(&id).await.unwrap();
+    // (The harness allows zero seconds of ill health.)
+    h.rec.step(&id).await.unwrap();
+    let row = h.row(&id).await;
+    assert_eq!(row.state, "CRITICAL_ACTION_REQUIRED");
+    assert!(row.state_reason.unwrap().contains("health check"));
+    let d = berth::app::brokers::broker_describe(&h.ctx, &h.caller, id.as_str())
+        .await
+        .unwrap();
+    let view = berth::app::brokers::describe_view(&h.ctx, &h.caller, &d);
+    assert_eq!(
+        view.actions_required[0].action_required_code,
+        "BROKER_UNHEALTHY"
+    );
+    agent.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
 }
