@@ -21,8 +21,8 @@ pub async fn connect(endpoint: &str, user: &str, password: &str) -> lapin::Resul
     .await
 }
 
-/// Publishes `body` persistently to durable queue `queue` and waits for the confirm.
-pub async fn publish_persistent(conn: &Connection, queue: &str, body: &[u8]) {
+/// Declares the durable queue `queue` on a fresh channel, which it returns.
+pub async fn declare_durable(conn: &Connection, queue: &str) -> lapin::Channel {
     let ch = conn.create_channel().await.unwrap();
     ch.queue_declare(
         queue.into(),
@@ -34,6 +34,12 @@ pub async fn publish_persistent(conn: &Connection, queue: &str, body: &[u8]) {
     )
     .await
     .unwrap();
+    ch
+}
+
+/// Publishes `body` persistently to durable queue `queue` and waits for the confirm.
+pub async fn publish_persistent(conn: &Connection, queue: &str, body: &[u8]) {
+    let ch = declare_durable(conn, queue).await;
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();

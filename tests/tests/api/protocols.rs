@@ -12,8 +12,6 @@ use fe2o3_amqp::types::messaging::Outcome;
 use fe2o3_amqp::types::sasl::SaslCode;
 use fe2o3_amqp::{Connection as Amqp10Connection, Receiver, Sender, Session};
 use futures_util::{SinkExt, StreamExt};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, NetworkOptions, Packet,
     QoS,
@@ -177,17 +175,7 @@ async fn amqp_10(endpoint: &str) {
     )
     .await
     .expect("AMQP 0-9-1 login");
-    let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare(
-        QUEUE.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    amqp::declare_durable(&conn, QUEUE).await;
     let _ = conn.close(200, "bye".into()).await;
 
     let hostport = endpoint.trim_start_matches("amqp://");
