@@ -19,8 +19,15 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// External Postgres; when unset Berth runs a private one under `data_dir/postgres`.
     pub database_url: Option<String>,
-    /// Region used in ARNs when a request carries none.
+    /// How long a request waits for a database connection before it is answered 503
+    /// `ServiceUnavailable` (with `Retry-After`); also bounds `/healthz`.
+    pub database_timeout_ms: u64,
+    /// Region of the `berth` profile written on first start; one of `regions`.
     pub region: String,
+    /// Regions this installation serves (default: AWS's commercial regions). Resources
+    /// belong to the region they were created in; a request signed for a region not
+    /// listed here is refused.
+    pub regions: Vec<String>,
     /// Account that owns resources until access keys arrive.
     pub default_account_id: String,
     /// Host address broker ports are published on.
@@ -47,7 +54,9 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("database_timeout_ms", &self.database_timeout_ms)
             .field("region", &self.region)
+            .field("regions", &self.regions)
             .field("default_account_id", &self.default_account_id)
             .field("publish_host", &self.publish_host)
             .field("advertised_host", &self.advertised_host)
@@ -69,7 +78,12 @@ impl Default for Settings {
             listen: ([127, 0, 0, 1], 8080).into(),
             data_dir: PathBuf::from(".berth"),
             database_url: None,
+            database_timeout_ms: 1500,
             region: "us-east-1".into(),
+            regions: crate::domain::ids::AWS_COMMERCIAL_REGIONS
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
             default_account_id: "000000000000".into(),
             publish_host: "127.0.0.1".into(),
             advertised_host: "127.0.0.1".into(),
@@ -111,6 +125,17 @@ impl Settings {
             self.port_range_end
         );
         crate::domain::AccountId::parse(&self.default_account_id).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            self.database_timeout_ms > 0,
+            "database_timeout_ms must be positive"
+        );
+        let regions = crate::app::Regions::parse(&self.regions).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            regions.get(&self.region).is_some(),
+            "region {} is not one of the served regions {:?}",
+            self.region,
+            self.regions
+        );
         Ok(())
     }
 }

@@ -30,7 +30,15 @@ pub enum Error {
     /// 409 `ConflictException`: duplicate name or a state conflict.
     #[error("{message}")]
     Conflict { attribute: String, message: String },
-    /// 500 `InternalServerErrorException`: a bug or an unavailable dependency.
+    /// 503 `ServiceUnavailable` with `Retry-After`: a dependency (the database) cannot
+    /// be reached right now; the caller should retry.
+    #[error("{message}")]
+    ServiceUnavailable {
+        message: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    /// 500 `InternalServerErrorException`: a bug.
     #[error("internal error: {context}")]
     Internal {
         context: String,
@@ -75,11 +83,20 @@ impl Error {
         )
     }
 
+    /// An internal error, or [`Error::ServiceUnavailable`] when the cause is that the
+    /// database cannot be reached.
     pub fn internal(context: impl Into<String>, source: impl Into<anyhow::Error>) -> Self {
-        Self::Internal {
-            context: context.into(),
-            source: source.into(),
+        let source = source.into();
+        let context = context.into();
+        if database_unreachable(&source) {
+            return Self::ServiceUnavailable {
+                message: format!(
+                    "The service is temporarily unavailable ({context}: database unreachable). Please try again."
+                ),
+                source,
+            };
         }
+        Self::Internal { context, source }
     }
 
     /// The `errorAttribute` the caller sees, if any.
@@ -89,9 +106,32 @@ impl Error {
             | Self::NotFound { attribute, .. }
             | Self::Conflict { attribute, .. } => Some(attribute),
             Self::Forbidden { attribute, .. } => attribute.as_deref(),
-            Self::Unauthorized { .. } | Self::AuthFailure { .. } | Self::Internal { .. } => None,
+            Self::Unauthorized { .. }
+            | Self::AuthFailure { .. }
+            | Self::ServiceUnavailable { .. }
+            | Self::Internal { .. } => None,
         }
     }
+}
+
+/// Whether `e` says the database cannot be reached (as opposed to a query failing): no
+/// connection could be had in time, the socket failed, or the server is shutting down or
+/// starting up (SQLSTATE class 08, 57P01–57P03).
+pub fn database_unreachable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        })
 }
 
 /// Wraps a database error with what we were doing.

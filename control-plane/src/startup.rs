@@ -64,9 +64,10 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let url = database_url(&settings).await?;
-        let store = DataStore::connect(&url)
-            .await
-            .context("connecting to Postgres and migrating")?;
+        let store =
+            DataStore::connect_with(&url, Duration::from_millis(settings.database_timeout_ms))
+                .await
+                .context("connecting to Postgres and migrating")?;
         let secrets =
             SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
         let installation = store.installation_id().await?;
@@ -95,7 +96,7 @@ impl Application {
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
 
-        let app = app_context(&settings, store, secrets, nudger);
+        let app = app_context(&settings, store, secrets, nudger)?;
         let state = ApiState { app: app.clone() };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -238,12 +239,12 @@ pub async fn offline_context(
 ) -> anyhow::Result<AppContext> {
     let store = DataStore::connect(database_url).await?;
     let secrets = SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
-    Ok(app_context(
+    app_context(
         settings,
         store,
         secrets,
         crate::reconcile::Nudger::default(),
-    ))
+    )
 }
 
 fn app_context(
@@ -251,8 +252,8 @@ fn app_context(
     store: DataStore,
     secrets: SecretBox,
     nudger: crate::reconcile::Nudger,
-) -> AppContext {
-    AppContext {
+) -> anyhow::Result<AppContext> {
+    Ok(AppContext {
         store,
         secrets,
         ports: PortPool {
@@ -261,7 +262,7 @@ fn app_context(
             end: settings.port_range_end,
         },
         nudger,
-        region: settings.region.clone(),
+        regions: crate::app::Regions::parse(&settings.regions).map_err(anyhow::Error::msg)?,
         advertised_host: settings.advertised_host.clone(),
-    }
+    })
 }

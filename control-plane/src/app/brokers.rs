@@ -1,15 +1,13 @@
 //! Broker business rules: CreateBroker validation, lifecycle requests, views.
 
-use std::collections::BTreeMap;
-
-use super::{paging, AppContext, Caller, MAX_BROKERS_PER_ACCOUNT, MAX_TAGS};
+use super::{paging, AppContext, Caller, MAX_BROKERS_PER_ACCOUNT};
 use crate::crypto::random_token;
 use crate::db::broker::Created;
 use crate::db::model::{BrokerRow, NewBroker, NewUser, PortRow, UserRow};
 use crate::domain::engine::{self, CONSOLE_PROTOCOL};
 use crate::domain::{
     BrokerId, BrokerName, BrokerState, DeploymentMode, EngineType, EngineVersion, InstanceType,
-    Password, StorageType, Username,
+    Password, StorageType, Tags, Username,
 };
 use crate::error::Error;
 use crate::http::views::{self, CreateBrokerRequest, WeeklyStartTime};
@@ -57,30 +55,6 @@ fn maintenance_window(w: Option<WeeklyStartTime>) -> Result<(String, String, Str
         ));
     }
     Ok((day, time, tz))
-}
-
-pub(crate) fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
-    if tags.len() > MAX_TAGS {
-        return Err(Error::bad_request(
-            "tags",
-            format!("A resource can have at most {MAX_TAGS} tags."),
-        ));
-    }
-    for (k, v) in tags {
-        if k.is_empty() || k.chars().count() > 128 {
-            return Err(Error::bad_request(
-                "tags",
-                "Tag keys must be between 1 and 128 characters long.",
-            ));
-        }
-        if v.chars().count() > 256 {
-            return Err(Error::bad_request(
-                "tags",
-                "Tag values must be at most 256 characters long.",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Inputs naming features this installation does not offer; shared by CreateBroker and
@@ -214,8 +188,15 @@ pub async fn broker_create(
         }
     }
     let (day, time, tz) = maintenance_window(req.maintenance_window_start_time)?;
-    let tags = req.tags.unwrap_or_default();
-    validate_tags(&tags)?;
+    let tags = Tags::parse(req.tags.unwrap_or_default())?;
+    let security_groups = match &req.security_groups {
+        None => Vec::new(),
+        Some(ids) => crate::domain::vpc::security_groups(ids)?,
+    };
+    let subnet_ids = match &req.subnet_ids {
+        None => Vec::new(),
+        Some(ids) => crate::domain::vpc::subnet_ids(mode, ids)?,
+    };
     if let Some(token) = &req.creator_request_id {
         if token.is_empty() || token.len() > 128 {
             return Err(Error::bad_request(
@@ -261,7 +242,7 @@ pub async fn broker_create(
         });
     }
 
-    if ctx.store.broker_count(caller.account.as_str()).await? >= MAX_BROKERS_PER_ACCOUNT {
+    if ctx.store.broker_count(&caller.scope).await? >= MAX_BROKERS_PER_ACCOUNT {
         return Err(Error::bad_request(
             "brokerName",
             format!("This account already has the maximum of {MAX_BROKERS_PER_ACCOUNT} brokers."),
@@ -274,7 +255,7 @@ pub async fn broker_create(
         .collect();
     let new = NewBroker {
         id: BrokerId::generate(),
-        account_id: caller.account.as_str().to_owned(),
+        scope: caller.scope.clone(),
         name: name.as_str().to_owned(),
         engine_type: engine_type.as_wire().to_owned(),
         engine_version: version.name.to_owned(),
@@ -288,12 +269,14 @@ pub async fn broker_create(
         maintenance_time: time,
         maintenance_time_zone: tz,
         logs_general: logs.general.unwrap_or(false),
-        tags,
+        tags: tags.into_inner(),
         creator_request_id: req.creator_request_id,
         agent_token_enc: ctx.secrets.seal(&random_token()),
         erlang_cookie_enc: ctx.secrets.seal(&random_token()),
         users,
         configuration,
+        subnet_ids,
+        security_groups,
         ports,
     };
     let row = match ctx.store.broker_create(new, &ctx.ports).await? {
@@ -315,7 +298,7 @@ pub async fn broker_describe(
     let id = BrokerId::parse(id)?;
     let row = ctx
         .store
-        .broker_fetch(caller.account.as_str(), &id)
+        .broker_fetch(&caller.scope, &id)
         .await?
         .ok_or_else(|| Error::broker_not_found(id.as_str()))?;
     let users = ctx.store.broker_users(&id).await?;
@@ -336,7 +319,7 @@ pub async fn broker_list(
         .transpose()?;
     let mut rows = ctx
         .store
-        .broker_list(caller.account.as_str(), after.as_ref(), limit + 1)
+        .broker_list(&caller.scope, after.as_ref(), limit + 1)
         .await?;
     let next = paging::finish_page(&mut rows, limit, |r| r.id.clone());
     Ok((rows, next))
@@ -347,7 +330,7 @@ pub async fn broker_delete(ctx: &AppContext, caller: &Caller, id: &str) -> Resul
     let id = BrokerId::parse(id)?;
     let row = ctx
         .store
-        .broker_fetch(caller.account.as_str(), &id)
+        .broker_fetch(&caller.scope, &id)
         .await?
         .ok_or_else(|| Error::broker_not_found(id.as_str()))?;
     let from = [
@@ -367,19 +350,15 @@ pub async fn broker_delete(ctx: &AppContext, caller: &Caller, id: &str) -> Resul
     Ok(id)
 }
 
-pub fn broker_arn(region: &str, row: &BrokerRow) -> String {
+pub fn broker_arn(row: &BrokerRow) -> String {
     format!(
-        "arn:aws:mq:{region}:{}:broker:{}:{}",
-        row.account_id, row.name, row.id
+        "arn:aws:mq:{}:{}:broker:{}:{}",
+        row.region, row.account_id, row.name, row.id
     )
 }
 
 /// The DescribeBroker view.
-pub fn describe_view(
-    ctx: &AppContext,
-    caller: &Caller,
-    d: &BrokerDetail,
-) -> views::DescribeBrokerResponse {
+pub fn describe_view(ctx: &AppContext, d: &BrokerDetail) -> views::DescribeBrokerResponse {
     let row = &d.row;
     let engine_type = EngineType::from_db(&row.engine_type);
     let state = row.state();
@@ -424,7 +403,7 @@ pub fn describe_view(
         actions_required,
         authentication_strategy: row.authentication_strategy.clone(),
         auto_minor_version_upgrade: row.auto_minor_version_upgrade,
-        broker_arn: broker_arn(&caller.region, row),
+        broker_arn: broker_arn(row),
         broker_id: row.id.clone(),
         broker_instances,
         broker_name: row.name.clone(),
@@ -450,7 +429,7 @@ pub fn describe_view(
         publicly_accessible: row.publicly_accessible,
         security_groups: row.security_groups.0.clone(),
         storage_type: row.storage_type.clone(),
-        subnet_ids: Vec::new(),
+        subnet_ids: row.subnet_ids.0.clone(),
         tags: row.tags.0.clone(),
         users: d
             .users
@@ -465,9 +444,9 @@ pub fn describe_view(
     }
 }
 
-pub fn summary_view(caller: &Caller, row: &BrokerRow) -> views::BrokerSummary {
+pub fn summary_view(row: &BrokerRow) -> views::BrokerSummary {
     views::BrokerSummary {
-        broker_arn: broker_arn(&caller.region, row),
+        broker_arn: broker_arn(row),
         broker_id: row.id.clone(),
         broker_name: row.name.clone(),
         broker_state: row.state.clone(),
@@ -513,7 +492,7 @@ pub(crate) async fn owned_broker(
 ) -> Result<BrokerRow, Error> {
     let id = BrokerId::parse(id)?;
     ctx.store
-        .broker_fetch(caller.account.as_str(), &id)
+        .broker_fetch(&caller.scope, &id)
         .await?
         .ok_or_else(|| Error::broker_not_found(id.as_str()))
 }
@@ -602,13 +581,7 @@ pub async fn broker_update(
         update.logs_general = logs.general;
     }
     if let Some(sg) = &req.security_groups {
-        if sg.len() > 5 {
-            return Err(Error::bad_request(
-                "securityGroups",
-                "A broker can have at most 5 security groups.",
-            ));
-        }
-        update.security_groups = Some(sg.clone());
+        update.security_groups = Some(crate::domain::vpc::security_groups(sg)?);
     }
     if req.maintenance_window_start_time.is_some() {
         update.maintenance = Some(maintenance_window(req.maintenance_window_start_time)?);

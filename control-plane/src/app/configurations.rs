@@ -4,21 +4,20 @@
 
 use base64::Engine as _;
 
-use super::brokers::validate_tags;
 use super::{AppContext, Caller};
 use crate::db::configuration::{ConfigurationRow, RevisionRow};
 use crate::db::model::ConfigurationRef;
 use crate::domain::rabbitmq_conf::{self, DEFAULT_RABBITMQ_CONF};
-use crate::domain::{EngineType, EngineVersion};
+use crate::domain::{EngineType, EngineVersion, Tags};
 use crate::error::Error;
 use crate::http::views;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-pub fn configuration_arn(region: &str, c: &ConfigurationRow) -> String {
+pub fn configuration_arn(c: &ConfigurationRow) -> String {
     format!(
-        "arn:aws:mq:{region}:{}:configuration:{}",
-        c.account_id, c.id
+        "arn:aws:mq:{}:{}:configuration:{}",
+        c.region, c.account_id, c.id
     )
 }
 
@@ -43,7 +42,7 @@ pub async fn configuration_fetch(
     id: &str,
 ) -> Result<ConfigurationRow, Error> {
     ctx.store
-        .configuration_fetch(caller.account.as_str(), id)
+        .configuration_fetch(&caller.scope, id)
         .await?
         .ok_or_else(|| not_found(id))
 }
@@ -94,11 +93,10 @@ pub async fn configuration_create(
             ))
         }
     }
-    let tags = req.tags.unwrap_or_default();
-    validate_tags(&tags)?;
+    let tags = Tags::parse(req.tags.unwrap_or_default())?.into_inner();
     let row = ConfigurationRow {
         id: format!("c-{}", uuid::Uuid::new_v4()),
-        account_id: caller.account.as_str().to_owned(),
+        account_id: caller.scope.account.as_str().to_owned(),
         name,
         description: String::new(),
         engine_type: engine.as_wire().to_owned(),
@@ -107,6 +105,7 @@ pub async fn configuration_create(
         tags: sqlx::types::Json(tags),
         latest_revision: 1,
         created_at: chrono::Utc::now(),
+        region: caller.scope.region.as_str().to_owned(),
     };
     ctx.store
         .configuration_create(&row, DEFAULT_RABBITMQ_CONF)
@@ -114,7 +113,7 @@ pub async fn configuration_create(
     let row = configuration_fetch(ctx, caller, &row.id).await?;
     let rev = latest(ctx, &row).await?;
     Ok(views::CreateConfigurationResponse {
-        arn: configuration_arn(&caller.region, &row),
+        arn: configuration_arn(&row),
         authentication_strategy: row.authentication_strategy.clone(),
         created: views::timestamp(row.created_at),
         id: row.id.clone(),
@@ -129,17 +128,13 @@ pub async fn configuration_describe(
     id: &str,
 ) -> Result<views::ConfigurationView, Error> {
     let row = configuration_fetch(ctx, caller, id).await?;
-    view(ctx, caller, &row).await
+    view(ctx, &row).await
 }
 
-async fn view(
-    ctx: &AppContext,
-    caller: &Caller,
-    row: &ConfigurationRow,
-) -> Result<views::ConfigurationView, Error> {
+async fn view(ctx: &AppContext, row: &ConfigurationRow) -> Result<views::ConfigurationView, Error> {
     let rev = latest(ctx, row).await?;
     Ok(views::ConfigurationView {
-        arn: configuration_arn(&caller.region, row),
+        arn: configuration_arn(row),
         authentication_strategy: row.authentication_strategy.clone(),
         created: views::timestamp(row.created_at),
         description: rev.description.clone(),
@@ -162,12 +157,12 @@ pub async fn configuration_list(
     let after = super::paging::decode_token(next_token)?;
     let mut rows = ctx
         .store
-        .configuration_list(caller.account.as_str(), after.as_deref(), limit + 1)
+        .configuration_list(&caller.scope, after.as_deref(), limit + 1)
         .await?;
     let next = super::paging::finish_page(&mut rows, limit, |r| r.id.clone());
     let mut configurations = Vec::with_capacity(rows.len());
     for r in &rows {
-        configurations.push(view(ctx, caller, r).await?);
+        configurations.push(view(ctx, r).await?);
     }
     Ok(views::ListConfigurationsResponse {
         configurations,
@@ -215,7 +210,7 @@ pub async fn configuration_update(
         .configuration_revision_add(&row.id, &sanitized, &description)
         .await?;
     Ok(views::UpdateConfigurationResponse {
-        arn: configuration_arn(&caller.region, &row),
+        arn: configuration_arn(&row),
         created: views::timestamp(rev.created_at),
         id: row.id.clone(),
         latest_revision: revision_view(&rev),
@@ -236,11 +231,7 @@ pub async fn configuration_delete(
     caller: &Caller,
     id: &str,
 ) -> Result<(), Error> {
-    if !ctx
-        .store
-        .configuration_delete(caller.account.as_str(), id)
-        .await?
-    {
+    if !ctx.store.configuration_delete(&caller.scope, id).await? {
         return Err(not_found(id));
     }
     Ok(())
@@ -324,7 +315,7 @@ pub async fn resolve_for_broker(
         .ok_or_else(|| Error::bad_request("configuration", "configuration.id is required."))?;
     let row = ctx
         .store
-        .configuration_fetch(caller.account.as_str(), id)
+        .configuration_fetch(&caller.scope, id)
         .await?
         .ok_or_else(|| {
             Error::bad_request(

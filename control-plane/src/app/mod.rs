@@ -12,7 +12,7 @@ pub mod users;
 use crate::crypto::SecretBox;
 use crate::db::broker::PortPool;
 use crate::db::DataStore;
-use crate::domain::AccountId;
+use crate::domain::{AccountId, Region, Scope};
 use crate::reconcile::Nudger;
 
 /// Everything the application layer needs, shared by all requests.
@@ -22,20 +22,53 @@ pub struct AppContext {
     pub secrets: SecretBox,
     pub ports: PortPool,
     pub nudger: Nudger,
-    /// Default region for ARNs.
-    pub region: String,
+    /// The regions this installation serves; a request signed for another is refused.
+    pub regions: Regions,
     /// Host put into broker endpoints.
     pub advertised_host: String,
 }
 
-/// Who is calling: the account whose resources they may see.
+/// Who is calling: the account and region whose resources they may see.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub account: AccountId,
-    pub region: String,
+    pub scope: Scope,
+}
+
+impl Caller {
+    pub fn new(account: AccountId, region: Region) -> Self {
+        Self {
+            scope: Scope { account, region },
+        }
+    }
+}
+
+/// The set of region names an installation serves.
+#[derive(Clone, Debug)]
+pub struct Regions(std::sync::Arc<[Region]>);
+
+impl Regions {
+    /// Parses every name; an empty set or a malformed name is an error.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        if names.is_empty() {
+            return Err("an installation must serve at least one region".into());
+        }
+        let regions = names
+            .iter()
+            .map(|n| Region::parse(n.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(regions.into()))
+    }
+
+    /// AWS's commercial regions.
+    pub fn aws_commercial() -> Self {
+        Self::parse(crate::domain::ids::AWS_COMMERCIAL_REGIONS).expect("valid region names")
+    }
+
+    /// The served region named `name`, if any.
+    pub fn get(&self, name: &str) -> Option<Region> {
+        self.0.iter().find(|r| r.as_str() == name).cloned()
+    }
 }
 
 /// Per-account quota of brokers (Amazon MQ: 200 per region).
 pub const MAX_BROKERS_PER_ACCOUNT: i64 = 200;
-/// Per-resource quota of tags.
-pub const MAX_TAGS: usize = 50;

@@ -2,15 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use super::brokers::validate_tags;
 use super::AppContext;
 use super::Caller;
-use crate::domain::BrokerId;
+use crate::domain::tags::MAX_TAGS;
+use crate::domain::{BrokerId, Tags};
 use crate::error::Error;
 
 /// A taggable resource named by an ARN this caller may see.
 enum Resource {
-    Broker(BrokerId),
+    /// A broker and the name its ARN carries.
+    Broker(BrokerId, String),
     Configuration(String),
 }
 
@@ -21,21 +22,26 @@ fn not_found(arn: &str) -> Error {
     )
 }
 
-/// `arn:aws:mq:{region}:{account}:broker:{name}:{id}`; another account's ARN is simply
-/// not found.
+/// `arn:aws:mq:{region}:{account}:broker:{name}:{id}` or
+/// `arn:aws:mq:{region}:{account}:configuration:{id}`; an ARN of another account or
+/// region is simply not found.
 fn parse_arn(caller: &Caller, arn: &str) -> Result<Resource, Error> {
     let parts: Vec<&str> = arn.split(':').collect();
+    let mine = |region: &str, account: &str| {
+        region == caller.scope.region.as_str() && account == caller.scope.account.as_str()
+    };
     match parts.as_slice() {
-        ["arn", "aws", "mq", _region, account, "broker", _name, id] => {
-            if *account != caller.account.as_str() {
+        ["arn", "aws", "mq", region, account, "broker", name, id] => {
+            if !mine(region, account) {
                 return Err(not_found(arn));
             }
             Ok(Resource::Broker(
                 BrokerId::parse(id).map_err(|_| not_found(arn))?,
+                (*name).to_owned(),
             ))
         }
-        ["arn", "aws", "mq", _region, account, "configuration", id] => {
-            if *account != caller.account.as_str() {
+        ["arn", "aws", "mq", region, account, "configuration", id] => {
+            if !mine(region, account) {
                 return Err(not_found(arn));
             }
             Ok(Resource::Configuration((*id).to_owned()))
@@ -54,18 +60,19 @@ async fn current(
     arn: &str,
 ) -> Result<(Resource, BTreeMap<String, String>), Error> {
     match parse_arn(caller, arn)? {
-        Resource::Broker(id) => {
+        Resource::Broker(id, name) => {
             let row = ctx
                 .store
-                .broker_fetch(caller.account.as_str(), &id)
+                .broker_fetch(&caller.scope, &id)
                 .await?
+                .filter(|row| row.name == name)
                 .ok_or_else(|| not_found(arn))?;
-            Ok((Resource::Broker(id), row.tags.0))
+            Ok((Resource::Broker(id, name), row.tags.0))
         }
         Resource::Configuration(id) => {
             let row = ctx
                 .store
-                .configuration_fetch(caller.account.as_str(), &id)
+                .configuration_fetch(&caller.scope, &id)
                 .await?
                 .ok_or_else(|| not_found(arn))?;
             Ok((Resource::Configuration(id), row.tags.0))
@@ -79,7 +86,7 @@ async fn store_tags(
     tags: &BTreeMap<String, String>,
 ) -> Result<(), Error> {
     match resource {
-        Resource::Broker(id) => ctx.store.broker_tags_set(id, tags).await,
+        Resource::Broker(id, _) => ctx.store.broker_tags_set(id, tags).await,
         Resource::Configuration(id) => ctx.store.configuration_tags_set(id, tags).await,
     }
 }
@@ -99,9 +106,16 @@ pub async fn tags_create(
     add: BTreeMap<String, String>,
 ) -> Result<(), Error> {
     let (resource, mut tags) = current(ctx, caller, arn).await?;
-    validate_tags(&add)?;
-    tags.extend(add);
-    validate_tags(&tags)?;
+    if add.is_empty() {
+        return Err(Error::bad_request("tags", "tags is required."));
+    }
+    tags.extend(Tags::parse(add)?.into_inner());
+    if tags.len() > MAX_TAGS {
+        return Err(Error::bad_request(
+            "tags",
+            format!("A resource can have at most {MAX_TAGS} tags."),
+        ));
+    }
     store_tags(ctx, &resource, &tags).await
 }
 
@@ -113,6 +127,12 @@ pub async fn tags_delete(
 ) -> Result<(), Error> {
     if keys.is_empty() {
         return Err(Error::bad_request("tagKeys", "tagKeys is required."));
+    }
+    if keys.iter().any(|k| k.is_empty() || k.chars().count() > 128) {
+        return Err(Error::bad_request(
+            "tagKeys",
+            "Tag keys must be between 1 and 128 characters long.",
+        ));
     }
     let (resource, mut tags) = current(ctx, caller, arn).await?;
     for k in keys {

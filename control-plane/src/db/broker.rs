@@ -7,7 +7,7 @@ use rand::Rng;
 
 use super::model::{BrokerRow, BrokerUpdate, NewBroker, PortRow, UserRow};
 use super::{is_unique_violation, DataStore};
-use crate::domain::{BrokerId, BrokerState};
+use crate::domain::{BrokerId, BrokerState, Scope};
 use crate::error::{Error, ResultExt};
 
 /// A broker whose maintenance window may be due.
@@ -43,17 +43,14 @@ const BROKER_COLUMNS: &str = "id, account_id, name, engine_type, engine_version,
      erlang_cookie_enc, created_at, state_changed_at, pending_host_instance_type, \
      pending_engine_version, security_groups, reboot_requested_at, configuration_id, \
      configuration_revision, pending_configuration_id, pending_configuration_revision, \
-     configuration_history";
+     configuration_history, region, subnet_ids";
 
 impl DataStore {
     /// Inserts a broker with its users and pinned host ports, atomically. Ports are
     /// allocated under a table lock so concurrent creates never share one.
     pub async fn broker_create(&self, new: NewBroker, pool: &PortPool) -> Result<Created, Error> {
         if let Some(token) = &new.creator_request_id {
-            if let Some(existing) = self
-                .broker_fetch_by_request_id(&new.account_id, token)
-                .await?
-            {
+            if let Some(existing) = self.broker_fetch_by_request_id(&new.scope, token).await? {
                 return Ok(Created::Existing(existing));
             }
         }
@@ -67,11 +64,11 @@ impl DataStore {
              host_instance_type, storage_type, authentication_strategy, publicly_accessible, \
              auto_minor_version_upgrade, maintenance_day, maintenance_time, maintenance_time_zone, \
              logs_general, tags, creator_request_id, state, agent_token_enc, erlang_cookie_enc, \
-             configuration_id, configuration_revision) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)",
+             configuration_id, configuration_revision, region, subnet_ids, security_groups) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)",
         )
         .bind(new.id.as_str())
-        .bind(&new.account_id)
+        .bind(new.scope.account.as_str())
         .bind(&new.name)
         .bind(&new.engine_type)
         .bind(&new.engine_version)
@@ -92,10 +89,13 @@ impl DataStore {
         .bind(&new.erlang_cookie_enc)
         .bind(new.configuration.as_ref().map(|c| c.id.clone()))
         .bind(new.configuration.as_ref().map(|c| c.revision))
+        .bind(new.scope.region.as_str())
+        .bind(sqlx::types::Json(&new.subnet_ids))
+        .bind(sqlx::types::Json(&new.security_groups))
         .execute(&mut *tx)
         .await;
         if let Err(e) = insert {
-            if is_unique_violation(&e, "brokers_account_name_key") {
+            if is_unique_violation(&e, "brokers_account_region_name_key") {
                 return Err(Error::conflict(
                     "brokerName",
                     format!("Broker name {} already exists in this account.", new.name),
@@ -105,7 +105,7 @@ impl DataStore {
                 drop(tx);
                 let existing = self
                     .broker_fetch_by_request_id(
-                        &new.account_id,
+                        &new.scope,
                         new.creator_request_id.as_deref().unwrap_or_default(),
                     )
                     .await?
@@ -161,30 +161,34 @@ impl DataStore {
 
     async fn broker_fetch_by_request_id(
         &self,
-        account: &str,
+        scope: &Scope,
         token: &str,
     ) -> Result<Option<BrokerRow>, Error> {
         sqlx::query_as(&format!(
-            "SELECT {BROKER_COLUMNS} FROM brokers WHERE account_id = $1 AND creator_request_id = $2"
+            "SELECT {BROKER_COLUMNS} FROM brokers WHERE account_id = $1 AND region = $3 \
+             AND creator_request_id = $2"
         ))
-        .bind(account)
+        .bind(scope.account.as_str())
         .bind(token)
+        .bind(scope.region.as_str())
         .fetch_optional(&self.pool)
         .await
         .context_internal("fetching broker by creator request id")
     }
 
-    /// A broker as its owner sees it; another account's broker is simply absent.
+    /// A broker as its owner sees it; another account's or region's broker is simply
+    /// absent.
     pub async fn broker_fetch(
         &self,
-        account: &str,
+        scope: &Scope,
         id: &BrokerId,
     ) -> Result<Option<BrokerRow>, Error> {
         sqlx::query_as(&format!(
-            "SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1 AND account_id = $2"
+            "SELECT {BROKER_COLUMNS} FROM brokers WHERE id = $1 AND account_id = $2 AND region = $3"
         ))
         .bind(id.as_str())
-        .bind(account)
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
         .fetch_optional(&self.pool)
         .await
         .context_internal("fetching broker")
@@ -201,40 +205,43 @@ impl DataStore {
         .context_internal("fetching broker")
     }
 
-    /// One page of an account's brokers in creation order, after broker `after`.
+    /// One page of a scope's brokers in creation order, after broker `after`.
     pub async fn broker_list(
         &self,
-        account: &str,
+        scope: &Scope,
         after: Option<&BrokerId>,
         limit: i64,
     ) -> Result<Vec<BrokerRow>, Error> {
         sqlx::query_as(&format!(
-            "SELECT {BROKER_COLUMNS} FROM brokers WHERE account_id = $1 AND \
+            "SELECT {BROKER_COLUMNS} FROM brokers WHERE account_id = $1 AND region = $4 AND \
              ($2::text IS NULL OR (created_at, id) > (SELECT created_at, id FROM brokers WHERE id = $2)) \
              ORDER BY created_at, id LIMIT $3"
         ))
-        .bind(account)
+        .bind(scope.account.as_str())
         .bind(after.map(|a| a.as_str()))
         .bind(limit)
+        .bind(scope.region.as_str())
         .fetch_all(&self.pool)
         .await
         .context_internal("listing brokers")
     }
 
-    pub async fn broker_exists(&self, account: &str, id: &BrokerId) -> Result<bool, Error> {
+    pub async fn broker_exists(&self, scope: &Scope, id: &BrokerId) -> Result<bool, Error> {
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM brokers WHERE id = $1 AND account_id = $2)",
+            "SELECT EXISTS (SELECT 1 FROM brokers WHERE id = $1 AND account_id = $2 AND region = $3)",
         )
         .bind(id.as_str())
-        .bind(account)
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
         .fetch_one(&self.pool)
         .await
         .context_internal("checking broker")
     }
 
-    pub async fn broker_count(&self, account: &str) -> Result<i64, Error> {
-        sqlx::query_scalar("SELECT count(*) FROM brokers WHERE account_id = $1")
-            .bind(account)
+    pub async fn broker_count(&self, scope: &Scope) -> Result<i64, Error> {
+        sqlx::query_scalar("SELECT count(*) FROM brokers WHERE account_id = $1 AND region = $2")
+            .bind(scope.account.as_str())
+            .bind(scope.region.as_str())
             .fetch_one(&self.pool)
             .await
             .context_internal("counting brokers")

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{is_unique_violation, DataStore};
+use crate::domain::Scope;
 use crate::error::{Error, ResultExt};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,6 +18,7 @@ pub struct ConfigurationRow {
     pub tags: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
     pub latest_revision: i32,
     pub created_at: DateTime<Utc>,
+    pub region: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -29,7 +31,7 @@ pub struct RevisionRow {
 }
 
 const COLUMNS: &str = "id, account_id, name, description, engine_type, engine_version, \
-     authentication_strategy, tags, latest_revision, created_at";
+     authentication_strategy, tags, latest_revision, created_at, region";
 
 /// Amazon MQ's quota of revisions per configuration.
 pub const MAX_REVISIONS: i32 = 300;
@@ -48,7 +50,7 @@ impl DataStore {
             .context_internal("begin configuration_create")?;
         let res = sqlx::query(
             "INSERT INTO configurations (id, account_id, name, description, engine_type, engine_version, \
-             authentication_strategy, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             authentication_strategy, tags, region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&c.id)
         .bind(&c.account_id)
@@ -58,11 +60,12 @@ impl DataStore {
         .bind(&c.engine_version)
         .bind(&c.authentication_strategy)
         .bind(&c.tags)
+        .bind(&c.region)
         .execute(&mut *tx)
         .await;
         match res {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e, "configurations_account_name_key") => {
+            Err(e) if is_unique_violation(&e, "configurations_account_region_name_key") => {
                 return Err(Error::conflict(
                     "name",
                     format!(
@@ -88,14 +91,15 @@ impl DataStore {
 
     pub async fn configuration_fetch(
         &self,
-        account: &str,
+        scope: &Scope,
         id: &str,
     ) -> Result<Option<ConfigurationRow>, Error> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM configurations WHERE id = $1 AND account_id = $2"
+            "SELECT {COLUMNS} FROM configurations WHERE id = $1 AND account_id = $2 AND region = $3"
         ))
         .bind(id)
-        .bind(account)
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
         .fetch_optional(&self.pool)
         .await
         .context_internal("fetching configuration")
@@ -103,18 +107,19 @@ impl DataStore {
 
     pub async fn configuration_list(
         &self,
-        account: &str,
+        scope: &Scope,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ConfigurationRow>, Error> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM configurations WHERE account_id = $1 AND \
+            "SELECT {COLUMNS} FROM configurations WHERE account_id = $1 AND region = $4 AND \
              ($2::text IS NULL OR (created_at, id) > (SELECT created_at, id FROM configurations WHERE id = $2)) \
              ORDER BY created_at, id LIMIT $3"
         ))
-        .bind(account)
+        .bind(scope.account.as_str())
         .bind(after)
         .bind(limit)
+        .bind(scope.region.as_str())
         .fetch_all(&self.pool)
         .await
         .context_internal("listing configurations")
@@ -195,7 +200,7 @@ impl DataStore {
     }
 
     /// Deletes a configuration no broker uses (current or pending).
-    pub async fn configuration_delete(&self, account: &str, id: &str) -> Result<bool, Error> {
+    pub async fn configuration_delete(&self, scope: &Scope, id: &str) -> Result<bool, Error> {
         let in_use: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM brokers WHERE configuration_id = $1 OR pending_configuration_id = $1)",
         )
@@ -209,11 +214,14 @@ impl DataStore {
                 format!("Configuration {id} is used by a broker."),
             ));
         }
-        let res = sqlx::query("DELETE FROM configurations WHERE id = $1 AND account_id = $2")
-            .bind(id)
-            .bind(account)
-            .execute(&self.pool)
-            .await;
+        let res = sqlx::query(
+            "DELETE FROM configurations WHERE id = $1 AND account_id = $2 AND region = $3",
+        )
+        .bind(id)
+        .bind(scope.account.as_str())
+        .bind(scope.region.as_str())
+        .execute(&self.pool)
+        .await;
         match res {
             Ok(r) => Ok(r.rows_affected() == 1),
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23503") => {

@@ -17,17 +17,27 @@ use crate::error::{Error, ResultExt};
 /// Embedded migrations (`migrations/` at the workspace root).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// Default wait for a pooled connection.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
+
 #[derive(Clone, Debug)]
 pub struct DataStore {
     pool: PgPool,
 }
 
 impl DataStore {
-    /// Connects and runs pending migrations.
+    /// Connects and runs pending migrations, with the default connection timeout.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, DEFAULT_TIMEOUT).await
+    }
+
+    /// Connects and runs pending migrations. Once running, a statement that cannot get a
+    /// connection within `timeout` fails (and the request is answered 503): an
+    /// unreachable database never holds a caller for long.
+    pub async fn connect_with(url: &str, timeout: Duration) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(32)
+            .acquire_timeout(timeout)
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;

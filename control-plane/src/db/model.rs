@@ -39,6 +39,8 @@ pub struct BrokerRow {
     pub pending_configuration_id: Option<String>,
     pub pending_configuration_revision: Option<i32>,
     pub configuration_history: sqlx::types::Json<Vec<ConfigurationRef>>,
+    pub region: String,
+    pub subnet_ids: sqlx::types::Json<Vec<String>>,
 }
 
 /// A configuration revision a broker runs or ran.
@@ -93,7 +95,7 @@ pub struct PortRow {
 #[derive(Debug, Clone)]
 pub struct NewBroker {
     pub id: BrokerId,
-    pub account_id: String,
+    pub scope: crate::domain::Scope,
     pub name: String,
     pub engine_type: String,
     pub engine_version: String,
@@ -113,6 +115,8 @@ pub struct NewBroker {
     pub erlang_cookie_enc: Vec<u8>,
     pub users: Vec<NewUser>,
     pub configuration: Option<ConfigurationRef>,
+    pub subnet_ids: Vec<String>,
+    pub security_groups: Vec<String>,
     /// (node, protocol) pairs that need a pinned host port.
     pub ports: Vec<(i32, &'static str)>,
 }

@@ -10,8 +10,11 @@ pub mod maintenance;
 pub mod names;
 pub mod rabbitmq_conf;
 pub mod state;
+pub mod tags;
+pub mod vpc;
 
 pub use catalogue::{DeploymentMode, EngineType, EngineVersion, InstanceType, StorageType};
-pub use ids::{AccountId, BrokerId};
+pub use ids::{AccountId, BrokerId, Region, Scope};
 pub use names::{BrokerName, Password, Username};
 pub use state::BrokerState;
+pub use tags::Tags;

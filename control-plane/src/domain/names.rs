@@ -4,7 +4,8 @@ use std::fmt;
 
 use crate::error::Error;
 
-/// Broker name: 1–50 characters of letters, digits, `-` and `_`; unique per account.
+/// Broker name: 1–50 characters of letters, digits, `-`, `.`, `_` and `~`; unique per
+/// account and region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerName(String);
 
@@ -18,11 +19,11 @@ impl BrokerName {
         }
         if !s
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
         {
             return Err(Error::bad_request(
                 "brokerName",
-                "Broker name may contain only letters, digits, hyphens and underscores.",
+                "Broker name may contain only letters, digits, hyphens, periods, underscores and tildes.",
             ));
         }
         Ok(Self(s.to_owned()))
@@ -158,10 +159,11 @@ mod tests {
     #[test]
     fn broker_name_rules() {
         assert!(BrokerName::parse("my-broker_1").is_ok());
+        assert!(BrokerName::parse("my.broker~2").is_ok());
         assert!(BrokerName::parse("").is_err());
         assert!(BrokerName::parse(&"a".repeat(51)).is_err());
         assert!(BrokerName::parse(&"a".repeat(50)).is_ok());
-        for bad in ["a b", "a*", "a.b", "ä", "a[1]"] {
+        for bad in ["a b", "a*", "a/b", "ä", "a[1]", "a:b"] {
             assert!(BrokerName::parse(bad).is_err(), "{bad}");
         }
     }

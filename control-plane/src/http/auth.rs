@@ -36,6 +36,11 @@ pub async fn authenticate(State(state): State<ApiState>, req: Request, next: Nex
 async fn verify_request(state: &ApiState, req: Request) -> Result<Request, Error> {
     let (mut parts, body) = req.into_parts();
     let auth = sigv4::parse_authorization(&parts.headers).map_err(auth_error)?;
+    let region = state
+        .app
+        .regions
+        .get(&auth.credential.region)
+        .ok_or_else(|| auth_error(SigV4Error::WrongRegion(auth.credential.region.clone())))?;
     let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
         Error::bad_request(
             "body",
@@ -70,10 +75,7 @@ async fn verify_request(state: &ApiState, req: Request) -> Result<Request, Error
     .map_err(auth_error)?;
     let account = AccountId::parse(&key.account_id)
         .map_err(|e| Error::internal("stored account id", anyhow::anyhow!(e)))?;
-    parts.extensions.insert(Caller {
-        account,
-        region: auth.credential.region.clone(),
-    });
+    parts.extensions.insert(Caller::new(account, region));
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 

@@ -44,7 +44,7 @@ async fn create_broker(
     let req: CreateBrokerRequest = parse_json(&body)?;
     let row = brokers::broker_create(&state.app, &caller, req).await?;
     Ok(Json(CreateBrokerResponse {
-        broker_arn: brokers::broker_arn(&caller.region, &row),
+        broker_arn: brokers::broker_arn(&row),
         broker_id: row.id,
     }))
 }
@@ -62,7 +62,7 @@ async fn describe_broker(
     Path(id): Path<String>,
 ) -> Result<Json<DescribeBrokerResponse>, Error> {
     let detail = brokers::broker_describe(&state.app, &caller, &id).await?;
-    Ok(Json(brokers::describe_view(&state.app, &caller, &detail)))
+    Ok(Json(brokers::describe_view(&state.app, &detail)))
 }
 
 /// ListBrokers, paginated with `maxResults` and `nextToken`.
@@ -85,10 +85,7 @@ async fn list_brokers(
     )
     .await?;
     Ok(Json(ListBrokersResponse {
-        broker_summaries: rows
-            .iter()
-            .map(|r| brokers::summary_view(&caller, r))
-            .collect(),
+        broker_summaries: rows.iter().map(brokers::summary_view).collect(),
         next_token,
     }))
 }

@@ -48,6 +48,6 @@ async fn describe_broker_instance_options(
         q.storage_type.as_deref(),
         q.max_results.as_deref(),
         q.next_token.as_deref(),
-        &format!("{}a", caller.region),
+        &format!("{}a", caller.scope.region),
     )?))
 }

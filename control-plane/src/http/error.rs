@@ -20,6 +20,8 @@ struct ErrorBody<'a> {
 }
 
 pub const ERROR_TYPE_HEADER: &str = "x-amzn-errortype";
+/// What a 503 asks the caller to wait before retrying.
+const RETRY_AFTER_SECS: &str = "2";
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
@@ -30,6 +32,9 @@ impl IntoResponse for Error {
             Error::AuthFailure { code, .. } => (StatusCode::FORBIDDEN, *code),
             Error::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFoundException"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "ConflictException"),
+            Error::ServiceUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
+            }
             Error::Internal { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerErrorException",
@@ -40,6 +45,10 @@ impl IntoResponse for Error {
                 tracing::error!(context = %context, error = %format!("{source:#}"), "internal error");
                 "We encountered an internal error. Please try again.".to_owned()
             }
+            Error::ServiceUnavailable { message, source } => {
+                tracing::warn!(error = %format!("{source:#}"), "service unavailable");
+                message.clone()
+            }
             other => other.to_string(),
         };
         let body = ErrorBody {
@@ -49,6 +58,12 @@ impl IntoResponse for Error {
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(ERROR_TYPE_HEADER, HeaderValue::from_static(kind));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         resp
     }
 }

@@ -117,6 +117,9 @@ pub enum SigV4Error {
     /// The credential scope names another service than `mq`.
     #[error("credential scoped to service {0:?} instead of {SERVICE:?}")]
     WrongService(String),
+    /// The credential scope names a region this installation does not serve.
+    #[error("credential scoped to region {0:?}, which is not served here")]
+    WrongRegion(String),
     /// The scope date differs from the date of `X-Amz-Date` (or `Date`).
     #[error("credential scope date {scope_date} differs from request date {request_time}")]
     ScopeDateMismatch {
@@ -166,6 +169,7 @@ impl SigV4Error {
             | Self::HostNotSigned
             | Self::SignedHeaderAbsent(_) => "IncompleteSignatureException",
             Self::WrongService(_)
+            | Self::WrongRegion(_)
             | Self::ScopeDateMismatch { .. }
             | Self::RequestExpired { .. }
             | Self::SignatureMismatch => "InvalidSignatureException",
@@ -185,6 +189,9 @@ impl SigV4Error {
             Self::Malformed(message) => message.clone(),
             Self::WrongService(_) => {
                 format!("Credential should be scoped to correct service: '{SERVICE}'.")
+            }
+            Self::WrongRegion(region) => {
+                format!("Credential should be scoped to a valid region, not '{region}'.")
             }
             Self::ScopeDateMismatch {
                 scope_date,

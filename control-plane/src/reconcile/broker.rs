@@ -380,9 +380,19 @@ impl BrokerReconciler {
         l
     }
 
-    /// Ensures network, volume and container exist and the container runs.
+    /// Ensures network, volume and container exist and the container runs. A running
+    /// container means all three exist: the steady state costs one inspect and no
+    /// Docker write.
     async fn ensure_up(&self, row: &BrokerRow) -> Result<(), RuntimeError> {
         let id = row.broker_id();
+        if self
+            .runtime
+            .container_status(&engine::container_name(&id, 0))
+            .await?
+            .is_some_and(|s| s.running)
+        {
+            return Ok(());
+        }
         let spec = self
             .container_spec(row)
             .await

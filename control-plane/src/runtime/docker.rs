@@ -164,12 +164,17 @@ impl ContainerRuntime for DockerRuntime {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> RuntimeResult<()> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(failed(format!("inspecting volume {name}"), e)),
+        }
         let req = VolumeCreateRequest {
             name: Some(name.to_owned()),
             labels: Some(labels.clone()),
             ..Default::default()
         };
-        // Creating an existing local volume is a no-op in Docker.
+        // Creating an existing local volume is a no-op in Docker, but an event.
         self.docker
             .create_volume(req)
             .await

@@ -8,6 +8,7 @@ mod catalogue_tags;
 mod compat;
 mod configurations;
 mod docs;
+mod hardening;
 mod lifecycle;
 mod protocols;
 mod reconciler;

@@ -9,11 +9,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth::agent_client::AgentProbe;
 use berth::app::brokers::{broker_create, broker_delete};
-use berth::app::{AppContext, Caller};
+use berth::app::{AppContext, Caller, Regions};
 use berth::crypto::SecretBox;
 use berth::db::broker::PortPool;
 use berth::db::DataStore;
-use berth::domain::{engine, AccountId, BrokerId};
+use berth::domain::{engine, AccountId, BrokerId, Region};
 use berth::reconcile::broker::ReconcilerConfig;
 use berth::reconcile::{BrokerReconciler, Nudger, StepOutcome};
 use berth::runtime::fake::FakeRuntime;
@@ -74,13 +74,13 @@ async fn harness_with(agent: Arc<dyn AgentProbe>) -> Harness {
             end,
         },
         nudger: Nudger::default(),
-        region: "us-east-1".into(),
+        regions: Regions::aws_commercial(),
         advertised_host: "127.0.0.1".into(),
     };
-    let caller = Caller {
-        account: AccountId::parse("000000000000").unwrap(),
-        region: "us-east-1".into(),
-    };
+    let caller = Caller::new(
+        AccountId::parse("000000000000").unwrap(),
+        Region::parse("us-east-1").unwrap(),
+    );
     let runtime = Arc::new(FakeRuntime::with_images(&[RABBITMQ_IMAGE]));
     let rec = BrokerReconciler::new(
         store.clone(),
@@ -493,7 +493,7 @@ async fn an_unhealthy_engine_makes_the_broker_critical_until_it_recovers() {
     let d = berth::app::brokers::broker_describe(&h.ctx, &h.caller, id.as_str())
         .await
         .unwrap();
-    let view = berth::app::brokers::describe_view(&h.ctx, &h.caller, &d);
+    let view = berth::app::brokers::describe_view(&h.ctx, &d);
     assert_eq!(
         view.actions_required[0].action_required_code,
         "BROKER_UNHEALTHY"
@@ -501,4 +501,22 @@ async fn an_unhealthy_engine_makes_the_broker_critical_until_it_recovers() {
     agent.down.store(false, std::sync::atomic::Ordering::SeqCst);
     h.rec.step(&id).await.unwrap();
     assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+}
+
+#[tokio::test]
+async fn a_steady_broker_costs_no_docker_write_per_sweep() {
+    let h = harness().await;
+    let id = h.create("steady").await;
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+    let before = h.runtime.calls().len();
+    for _ in 0..5 {
+        assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
+    }
+    let sweeps: Vec<String> = h.runtime.calls()[before..].to_vec();
+    assert_eq!(sweeps.len(), 5, "one inspect per sweep: {sweeps:?}");
+    assert!(
+        sweeps.iter().all(|c| c == "container_status"),
+        "only reads in the steady state: {sweeps:?}"
+    );
 }
