@@ -340,7 +340,7 @@ pub async fn broker_delete(ctx: &AppContext, caller: &Caller, id: &str) -> Resul
         BrokerState::RebootInProgress,
         BrokerState::CriticalActionRequired,
     ];
-    if row.state() != BrokerState::DeletionInProgress {
+    if row.state()? != BrokerState::DeletionInProgress {
         ctx.store
             .broker_transition(&id, &from, BrokerState::DeletionInProgress, None)
             .await?;
@@ -358,10 +358,13 @@ pub fn broker_arn(row: &BrokerRow) -> String {
 }
 
 /// The DescribeBroker view.
-pub fn describe_view(ctx: &AppContext, d: &BrokerDetail) -> views::DescribeBrokerResponse {
+pub fn describe_view(
+    ctx: &AppContext,
+    d: &BrokerDetail,
+) -> Result<views::DescribeBrokerResponse, Error> {
     let row = &d.row;
-    let engine_type = EngineType::from_db(&row.engine_type);
-    let state = row.state();
+    let engine_type = row.engine()?;
+    let state = row.state()?;
     let show_instances = matches!(
         state,
         BrokerState::Running | BrokerState::RebootInProgress | BrokerState::CriticalActionRequired
@@ -399,7 +402,7 @@ pub fn describe_view(ctx: &AppContext, d: &BrokerDetail) -> views::DescribeBroke
         }],
         _ => Vec::new(),
     };
-    views::DescribeBrokerResponse {
+    Ok(views::DescribeBrokerResponse {
         actions_required,
         authentication_strategy: row.authentication_strategy.clone(),
         auto_minor_version_upgrade: row.auto_minor_version_upgrade,
@@ -441,7 +444,7 @@ pub fn describe_view(ctx: &AppContext, d: &BrokerDetail) -> views::DescribeBroke
             .collect(),
         pending_engine_version: row.pending_engine_version.clone(),
         pending_host_instance_type: row.pending_host_instance_type.clone(),
-    }
+    })
 }
 
 pub fn summary_view(row: &BrokerRow) -> views::BrokerSummary {
@@ -508,14 +511,14 @@ pub async fn broker_update(
 ) -> Result<views::UpdateBrokerResponse, Error> {
     let row = owned_broker(ctx, caller, id).await?;
     let bid = row.broker_id();
-    if row.state() == BrokerState::DeletionInProgress {
+    if row.state()? == BrokerState::DeletionInProgress {
         return Err(Error::conflict(
             "broker-id",
             format!("Broker {bid} is being deleted."),
         ));
     }
-    let engine_type = EngineType::from_db(&row.engine_type);
-    let current = EngineVersion::from_db(engine_type, &row.engine_version);
+    let engine_type = row.engine()?;
+    let current = row.version()?;
     let mut update = crate::db::model::BrokerUpdate::default();
 
     let target_version = match req.engine_version.as_deref() {
@@ -524,7 +527,7 @@ pub async fn broker_update(
             row.pending_engine_version
                 .as_deref()
                 .unwrap_or(&row.engine_version),
-        ),
+        )?,
         Some(v) => {
             let target = EngineVersion::resolve(engine_type, Some(v))?;
             let major = |s: &str| s.split('.').next().unwrap_or_default().to_owned();
@@ -630,7 +633,7 @@ pub async fn broker_reboot(ctx: &AppContext, caller: &Caller, id: &str) -> Resul
             "broker-id",
             format!(
                 "Broker {bid} is in state {}; only a RUNNING broker can be rebooted.",
-                row.state()
+                row.state
             ),
         ));
     }

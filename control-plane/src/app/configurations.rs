@@ -189,7 +189,7 @@ pub async fn configuration_update(
     if text.len() > 100 * 1024 {
         return Err(Error::bad_request("data", "data must be at most 100 KiB."));
     }
-    let (sanitized, warnings) = match EngineType::from_db(&row.engine_type) {
+    let (sanitized, warnings) = match EngineType::from_db(&row.engine_type)? {
         EngineType::Rabbitmq => rabbitmq_conf::sanitize(&text)?,
         EngineType::Activemq => {
             return Err(Error::bad_request(

@@ -44,7 +44,7 @@ fn check_groups(engine: EngineType, groups: &Option<Vec<String>>) -> Result<(), 
 
 async fn writable_broker(ctx: &AppContext, caller: &Caller, id: &str) -> Result<BrokerRow, Error> {
     let row = owned_broker(ctx, caller, id).await?;
-    match row.state() {
+    match row.state()? {
         BrokerState::DeletionInProgress => Err(Error::conflict(
             "broker-id",
             format!("Broker {} is being deleted.", row.id),
@@ -82,7 +82,7 @@ pub async fn user_create(
     req: views::UserRequest,
 ) -> Result<(), Error> {
     let row = writable_broker(ctx, caller, broker_id).await?;
-    let engine = EngineType::from_db(&row.engine_type);
+    let engine = row.engine()?;
     let username = parse_username(engine, username)?;
     let password = Password::parse(
         req.password
@@ -114,7 +114,7 @@ pub async fn user_update(
     req: views::UserRequest,
 ) -> Result<(), Error> {
     let row = writable_broker(ctx, caller, broker_id).await?;
-    let engine = EngineType::from_db(&row.engine_type);
+    let engine = row.engine()?;
     let password = req
         .password
         .as_deref()

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{BrokerId, BrokerState};
+use crate::domain::{BrokerId, BrokerState, EngineType, EngineVersion, InstanceType};
+use crate::error::Error;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BrokerRow {
@@ -55,8 +56,22 @@ impl BrokerRow {
         BrokerId::from_db(self.id.clone())
     }
 
-    pub fn state(&self) -> BrokerState {
+    /// The lifecycle state; a value this build does not know is an error for this
+    /// broker alone.
+    pub fn state(&self) -> Result<BrokerState, Error> {
         BrokerState::from_db(&self.state)
+    }
+
+    pub fn engine(&self) -> Result<EngineType, Error> {
+        EngineType::from_db(&self.engine_type)
+    }
+
+    pub fn version(&self) -> Result<EngineVersion, Error> {
+        EngineVersion::from_db(self.engine()?, &self.engine_version)
+    }
+
+    pub fn instance(&self) -> Result<InstanceType, Error> {
+        InstanceType::from_db(&self.host_instance_type)
     }
 }
 

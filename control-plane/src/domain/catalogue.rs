@@ -9,6 +9,14 @@ use std::fmt;
 
 use crate::error::Error;
 
+/// The error for a stored value this build does not know.
+pub(crate) fn corrupt(what: &str, value: &str) -> Error {
+    Error::internal(
+        "reading a stored row",
+        anyhow::anyhow!("unknown {what} {value:?} in the database"),
+    )
+}
+
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident, $attr:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -38,9 +46,10 @@ macro_rules! wire_enum {
                 }
             }
 
-            /// Trusted parse of a value we stored ourselves.
-            pub fn from_db(s: &str) -> Self {
-                Self::parse(s).unwrap_or_else(|_| panic!("corrupt {} in database: {s}", $attr))
+            /// Parses a value read back from the database: one we do not know is a
+            /// corrupt row, an internal error for that row only (never a panic).
+            pub fn from_db(s: &str) -> Result<Self, Error> {
+                Self::parse(s).map_err(|_| corrupt($attr, s))
             }
         }
 
@@ -126,12 +135,13 @@ impl EngineVersion {
         }
     }
 
-    pub fn from_db(engine: EngineType, name: &str) -> Self {
+    /// The stored version of an `engine` broker; unknown → a corrupt-row error.
+    pub fn from_db(engine: EngineType, name: &str) -> Result<Self, Error> {
         ENGINE_VERSIONS
             .iter()
             .find(|v| v.engine == engine && v.name == name)
             .copied()
-            .unwrap_or_else(|| panic!("unknown engine version in database: {engine} {name}"))
+            .ok_or_else(|| corrupt(&format!("{engine} engine version"), name))
     }
 }
 
@@ -257,12 +267,13 @@ impl InstanceType {
         Ok(it)
     }
 
-    pub fn from_db(name: &str) -> Self {
+    /// A stored instance type; unknown → a corrupt-row error.
+    pub fn from_db(name: &str) -> Result<Self, Error> {
         INSTANCE_TYPES
             .iter()
             .find(|t| t.name == name)
             .copied()
-            .unwrap_or_else(|| panic!("unknown instance type in database: {name}"))
+            .ok_or_else(|| corrupt("instance type", name))
     }
 
     pub fn memory_bytes(&self) -> u64 {

@@ -35,16 +35,17 @@ impl BrokerState {
         }
     }
 
-    pub fn from_db(s: &str) -> Self {
-        match s {
+    /// Parses a stored state; an unknown one is a corrupt-row error for that broker.
+    pub fn from_db(s: &str) -> Result<Self, crate::error::Error> {
+        Ok(match s {
             "CREATION_IN_PROGRESS" => Self::CreationInProgress,
             "CREATION_FAILED" => Self::CreationFailed,
             "DELETION_IN_PROGRESS" => Self::DeletionInProgress,
             "RUNNING" => Self::Running,
             "REBOOT_IN_PROGRESS" => Self::RebootInProgress,
             "CRITICAL_ACTION_REQUIRED" => Self::CriticalActionRequired,
-            other => panic!("corrupt broker state in database: {other}"),
-        }
+            other => return Err(super::catalogue::corrupt("broker state", other)),
+        })
     }
 
     /// The legal edges of the lifecycle graph.
@@ -104,7 +105,8 @@ mod tests {
             RebootInProgress,
             CriticalActionRequired,
         ] {
-            assert_eq!(super::BrokerState::from_db(s.as_wire()), s);
+            assert_eq!(super::BrokerState::from_db(s.as_wire()).unwrap(), s);
         }
+        assert!(super::BrokerState::from_db("MELTING").is_err());
     }
 }

@@ -62,7 +62,7 @@ async fn describe_broker(
     Path(id): Path<String>,
 ) -> Result<Json<DescribeBrokerResponse>, Error> {
     let detail = brokers::broker_describe(&state.app, &caller, &id).await?;
-    Ok(Json(brokers::describe_view(&state.app, &detail)))
+    Ok(Json(brokers::describe_view(&state.app, &detail)?))
 }
 
 /// ListBrokers, paginated with `maxResults` and `nextToken`.

@@ -12,7 +12,7 @@ use crate::crypto::SecretBox;
 use crate::db::model::BrokerRow;
 use crate::db::DataStore;
 use crate::domain::engine::{self, AGENT_PROTOCOL};
-use crate::domain::{BrokerId, BrokerState, EngineType, EngineVersion, InstanceType};
+use crate::domain::{BrokerId, BrokerState, EngineType};
 use crate::runtime::{
     ContainerFile, ContainerRuntime, ContainerSpec, ObjectKind, RuntimeError, LABEL_BROKER,
     LABEL_INSTALLATION, LABEL_MANAGED, LABEL_NODE,
@@ -106,7 +106,7 @@ impl BrokerReconciler {
         let Some(row) = self.store.broker_fetch_unscoped(id).await? else {
             return Ok(StepOutcome::Gone);
         };
-        match row.state() {
+        match row.state()? {
             BrokerState::DeletionInProgress => {
                 self.teardown(id).await?;
                 if self.store.broker_delete_row(id).await? {
@@ -427,8 +427,8 @@ impl BrokerReconciler {
         user_rows: &[crate::db::model::UserRow],
     ) -> anyhow::Result<AgentSpec> {
         let id = row.broker_id();
-        let engine_type = EngineType::from_db(&row.engine_type);
-        let version = EngineVersion::from_db(engine_type, &row.engine_version);
+        let engine_type = row.engine()?;
+        let version = row.version()?;
         let mut users = Vec::new();
         for u in user_rows
             .iter()
@@ -457,9 +457,9 @@ impl BrokerReconciler {
 
     async fn container_spec(&self, row: &BrokerRow) -> anyhow::Result<ContainerSpec> {
         let id = row.broker_id();
-        let engine_type = EngineType::from_db(&row.engine_type);
-        let version = EngineVersion::from_db(engine_type, &row.engine_version);
-        let instance = InstanceType::from_db(&row.host_instance_type);
+        let engine_type = row.engine()?;
+        let version = row.version()?;
+        let instance = row.instance()?;
         let agent_spec = self
             .agent_spec(row, &self.store.broker_users(&id).await?)
             .await?;

@@ -97,15 +97,61 @@ impl Driver {
             }
         };
         for id in ids {
-            if !self.in_flight.lock().unwrap().insert(id.clone()) {
+            let Some(mark) = InFlight::claim(&self.in_flight, &id) else {
                 continue;
-            }
+            };
             let inner = self.inner.clone();
-            let in_flight = self.in_flight.clone();
             tokio::spawn(async move {
+                // The mark is dropped when the task ends, also if it panics.
+                let _mark = mark;
                 inner.converge(&id).await;
-                in_flight.lock().unwrap().remove(&id);
             });
         }
+    }
+}
+
+/// A broker being worked on; the mark is cleared on drop, so a task that fails or
+/// panics never keeps its broker from being reconciled again.
+struct InFlight {
+    set: Arc<Mutex<HashSet<BrokerId>>>,
+    id: BrokerId,
+}
+
+impl InFlight {
+    fn claim(set: &Arc<Mutex<HashSet<BrokerId>>>, id: &BrokerId) -> Option<Self> {
+        let mut guard = set.lock().unwrap_or_else(|e| e.into_inner());
+        guard.insert(id.clone()).then(|| Self {
+            set: set.clone(),
+            id: id.clone(),
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_clears_its_mark() {
+        let set: Arc<Mutex<HashSet<BrokerId>>> = Arc::default();
+        let id = BrokerId::generate();
+        let mark = InFlight::claim(&set, &id).unwrap();
+        assert!(InFlight::claim(&set, &id).is_none(), "claimed twice");
+        let task = tokio::spawn(async move {
+            let _mark = mark;
+            panic!("reconcile step panicked");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(set.lock().unwrap().is_empty());
+        assert!(InFlight::claim(&set, &id).is_some());
     }
 }

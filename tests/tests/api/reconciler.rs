@@ -493,7 +493,7 @@ async fn an_unhealthy_engine_makes_the_broker_critical_until_it_recovers() {
     let d = berth::app::brokers::broker_describe(&h.ctx, &h.caller, id.as_str())
         .await
         .unwrap();
-    let view = berth::app::brokers::describe_view(&h.ctx, &d);
+    let view = berth::app::brokers::describe_view(&h.ctx, &d).unwrap();
     assert_eq!(
         view.actions_required[0].action_required_code,
         "BROKER_UNHEALTHY"
@@ -519,4 +519,38 @@ async fn a_steady_broker_costs_no_docker_write_per_sweep() {
         sweeps.iter().all(|c| c == "container_status"),
         "only reads in the steady state: {sweeps:?}"
     );
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_for_that_broker_only() {
+    let h = harness().await;
+    let bad = h.create("corrupt").await;
+    let good = h.create("healthy").await;
+    for (column, value) in [("state", "MELTING"), ("engine_version", "9.9")] {
+        sqlx::query(&format!("UPDATE brokers SET {column} = $2 WHERE id = $1"))
+            .bind(bad.as_str())
+            .bind(value)
+            .execute(h.ctx.store.pool())
+            .await
+            .unwrap();
+        let err = h.rec.step(&bad).await.unwrap_err();
+        assert!(format!("{err:#}").contains(value), "{err:#}");
+        // The API answers a clean error (or the raw value) for that broker, never panics.
+        let d = berth::app::brokers::broker_describe(&h.ctx, &h.caller, bad.as_str())
+            .await
+            .unwrap();
+        let view = berth::app::brokers::describe_view(&h.ctx, &d);
+        assert_eq!(view.is_err(), column == "state", "{column}");
+        sqlx::query(
+            "UPDATE brokers SET state = 'CREATION_IN_PROGRESS', engine_version = '4.0' WHERE id = $1",
+        )
+        .bind(bad.as_str())
+        .execute(h.ctx.store.pool())
+        .await
+        .unwrap();
+    }
+    // Others were never affected, and the repaired one converges.
+    assert_eq!(h.rec.step(&good).await.unwrap(), StepOutcome::Stable);
+    assert_eq!(h.rec.step(&bad).await.unwrap(), StepOutcome::Stable);
+    assert_eq!(h.state(&bad).await.as_deref(), Some("RUNNING"));
 }
