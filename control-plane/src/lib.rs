@@ -14,6 +14,7 @@ pub mod reconcile;
 pub mod runtime;
 pub mod startup;
 pub mod telemetry;
+pub mod wire;
 
 #[cfg(test)]
 mod openapi_drift {

@@ -1,6 +1,6 @@
 //! Broker business rules: CreateBroker validation, lifecycle requests, views.
 
-use super::{paging, AppContext, Caller, MAX_BROKERS_PER_ACCOUNT};
+use super::{owned_broker, paging, AppContext, Caller, MAX_BROKERS_PER_ACCOUNT};
 use crate::crypto::random_token;
 use crate::db::broker::Created;
 use crate::db::model::{BrokerRow, NewBroker, NewUser, PortRow, UserRow};
@@ -10,7 +10,7 @@ use crate::domain::{
     Password, StorageType, Tags, Username,
 };
 use crate::error::Error;
-use crate::http::views::{self, CreateBrokerRequest, WeeklyStartTime};
+use crate::wire::{self as views, CreateBrokerRequest, WeeklyStartTime};
 
 /// A broker with what its views need.
 pub struct BrokerDetail {
@@ -485,19 +485,6 @@ fn configurations_view(row: &BrokerRow) -> views::Configurations {
             row.pending_configuration_revision,
         ),
     }
-}
-
-/// The caller's broker, or 404.
-pub(crate) async fn owned_broker(
-    ctx: &AppContext,
-    caller: &Caller,
-    id: &str,
-) -> Result<BrokerRow, Error> {
-    let id = BrokerId::parse(id)?;
-    ctx.store
-        .broker_fetch(&caller.scope, &id)
-        .await?
-        .ok_or_else(|| Error::broker_not_found(id.as_str()))
 }
 
 /// UpdateBroker: settings that Amazon MQ applies at once (maintenance window, minor

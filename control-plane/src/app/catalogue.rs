@@ -5,7 +5,7 @@
 use crate::domain::catalogue::{EngineVersion, ENGINE_VERSIONS, INSTANCE_TYPES};
 use crate::domain::{DeploymentMode, EngineType, InstanceType, StorageType};
 use crate::error::Error;
-use crate::http::views;
+use crate::wire as views;
 
 /// Deployment modes Berth can run today, per engine.
 pub fn supported_modes(engine: EngineType) -> Vec<DeploymentMode> {

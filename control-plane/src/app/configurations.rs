@@ -10,7 +10,7 @@ use crate::db::model::ConfigurationRef;
 use crate::domain::rabbitmq_conf::{self, DEFAULT_RABBITMQ_CONF};
 use crate::domain::{EngineType, EngineVersion, Tags};
 use crate::error::Error;
-use crate::http::views;
+use crate::wire as views;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

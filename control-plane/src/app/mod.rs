@@ -72,3 +72,16 @@ impl Regions {
 
 /// Per-account quota of brokers (Amazon MQ: 200 per region).
 pub const MAX_BROKERS_PER_ACCOUNT: i64 = 200;
+
+/// The caller's broker, or 404.
+pub(crate) async fn owned_broker(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::db::model::BrokerRow, crate::error::Error> {
+    let id = crate::domain::BrokerId::parse(id)?;
+    ctx.store
+        .broker_fetch(&caller.scope, &id)
+        .await?
+        .ok_or_else(|| crate::error::Error::broker_not_found(id.as_str()))
+}

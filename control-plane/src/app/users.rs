@@ -5,12 +5,12 @@
 //! the broker's agent, and the marker is cleared once the agent confirms. Until then
 //! DescribeUser / ListUsers / DescribeBroker show the pending change honestly.
 
-use super::brokers::owned_broker;
+use super::owned_broker;
 use super::{AppContext, Caller};
 use crate::db::model::{BrokerRow, NewUser, UserRow};
 use crate::domain::{BrokerState, EngineType, Password, Username};
 use crate::error::Error;
-use crate::http::views;
+use crate::wire as views;
 
 /// Per-broker quota (Amazon MQ: 250 users per broker).
 pub const MAX_USERS: i64 = 250;

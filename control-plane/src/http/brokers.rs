@@ -7,14 +7,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::parse_json;
-use super::views::{
+use super::ApiState;
+use crate::app::{brokers, Caller};
+use crate::error::Error;
+use crate::wire::{
     CreateBrokerRequest, CreateBrokerResponse, DeleteBrokerResponse, DescribeBrokerResponse,
     DescribeSharedResourcesResponse, Empty, ErrorBody, ListBrokersResponse, PageQuery,
     PromoteRequest, UpdateBrokerRequest, UpdateBrokerResponse,
 };
-use super::ApiState;
-use crate::app::{brokers, Caller};
-use crate::error::Error;
 
 pub const TAG: &str = "brokers";
 

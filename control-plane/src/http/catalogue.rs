@@ -5,13 +5,13 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::views::{
-    CatalogueQuery, DescribeBrokerEngineTypesResponse, DescribeBrokerInstanceOptionsResponse,
-    ErrorBody,
-};
 use super::ApiState;
 use crate::app::{catalogue, Caller};
 use crate::error::Error;
+use crate::wire::{
+    CatalogueQuery, DescribeBrokerEngineTypesResponse, DescribeBrokerInstanceOptionsResponse,
+    ErrorBody,
+};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

@@ -7,15 +7,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::parse_json;
-use super::views::{
+use super::ApiState;
+use crate::app::{configurations, Caller};
+use crate::error::Error;
+use crate::wire::{
     ConfigurationView, CreateConfigurationRequest, CreateConfigurationResponse,
     DeleteConfigurationResponse, DescribeConfigurationRevisionResponse, ErrorBody,
     ListConfigurationRevisionsResponse, ListConfigurationsResponse, PageQuery,
     UpdateConfigurationRequest, UpdateConfigurationResponse,
 };
-use super::ApiState;
-use crate::app::{configurations, Caller};
-use crate::error::Error;
 
 const TAG: &str = "configurations";
 

@@ -14,7 +14,6 @@ pub mod health;
 pub mod sigv4;
 pub mod tags;
 pub mod users;
-pub mod views;
 pub mod web;
 
 use std::time::Duration;

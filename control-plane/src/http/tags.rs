@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::parse_json;
-use super::views::{ErrorBody, TagsBody};
 use super::ApiState;
 use crate::app::{tags, Caller};
 use crate::error::Error;
+use crate::wire::{ErrorBody, TagsBody};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_tags, create_tags, delete_tags))

@@ -7,12 +7,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::parse_json;
-use super::views::{
-    DescribeUserResponse, Empty, ErrorBody, ListUsersResponse, PageQuery, UserRequest,
-};
 use super::ApiState;
 use crate::app::{users, Caller};
 use crate::error::Error;
+use crate::wire::{
+    DescribeUserResponse, Empty, ErrorBody, ListUsersResponse, PageQuery, UserRequest,
+};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

@@ -1,4 +1,7 @@
-//! Wire shapes (lower camelCase JSON) of requests and replies. Absent optional values
+//! Wire shapes (lower camelCase JSON) of Amazon MQ requests and replies. They live
+//! below both the HTTP layer (which parses and renders them) and the app layer (which
+//! takes and builds them), so a second front end (the console) can use the app layer
+//! without the HTTP one. Absent optional values
 //! are omitted, never sent as `null`. Request enums arrive as plain strings so the app
 //! layer can answer unknown values with a precise `errorAttribute`.
 
