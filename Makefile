@@ -1,10 +1,10 @@
 # Berth: two commands on a fresh machine.
-#   make up    installs prerequisites, builds binaries and engine images, runs Berth
+#   make up    installs prerequisites, builds binaries and the default engine image, runs Berth
 #   make test  installs prerequisites, builds what the tests need, runs the whole suite
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up test prereqs build images bench lint fmt openapi compat-venv
+.PHONY: up test prereqs build agent images image-default bench lint fmt openapi compat-venv
 
 prereqs:
 	@scripts/prereqs.sh
@@ -12,15 +12,28 @@ prereqs:
 build: prereqs
 	$(CARGO) build --release -p berth-control-plane -p broker-agent
 
-images: prereqs
+# Engine images (images/README.md). Each build.sh run is a no-op when the image is up to date.
+AGENT := target/release/broker-agent
+ALL_IMAGES := rabbitmq/4.3 rabbitmq/4.0 rabbitmq/3.10 activemq/5.17
+DEFAULT_IMAGE := rabbitmq/4.0
+
+agent: prereqs
 	$(CARGO) build --release -p broker-agent
-	images/build.sh rabbitmq 4.0 target/release/broker-agent
+
+# Every engine version Berth offers.
+images: agent
+	@set -e; for i in $(ALL_IMAGES); do images/build.sh $${i%/*} $${i#*/} $(AGENT); done
+
+# Only the default engine (what `make up` needs; other versions are built on their first
+# CreateBroker).
+image-default: agent
+	images/build.sh $(subst /, ,$(DEFAULT_IMAGE)) $(AGENT)
 
 # aws CLI, boto3 and pika for the compatibility tests (tests/compat/), in target/compat-venv.
 compat-venv: prereqs
 	@scripts/compat-venv.sh
 
-up: build images
+up: build image-default
 	./target/release/berth serve
 
 test: images compat-venv

@@ -146,26 +146,60 @@ in_chroot() {
     DEBIAN_FRONTEND=noninteractive "$@"
 }
 
-security_upgrade() {
-  rm -f "$ROOTFS/etc/apt/sources.list"
-  cat > "$ROOTFS/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $MIRROR
-Suites: $SUITE $SUITE-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+# suite_published URI SUITE: does the mirror publish dists/SUITE? Asked with the rootfs's own apt (apt-helper),
+# over the same network path as apt-get update. Only a 404 means "no": a suite Debian has not opened yet. Any
+# other failure (mirror unreachable …) fails the build rather than silently skipping security updates.
+suite_published() {
+  local out rc=0
+  out=$(in_chroot /usr/lib/apt/apt-helper download-file "$1/dists/$2/InRelease" /tmp/.berth-probe 2>&1) || rc=$?
+  rm -f "$ROOTFS/tmp/.berth-probe"
+  [ "$rc" -ne 0 ] || return 0
+  grep -q ' 404 ' <<<"$out" && return 1
+  printf '%s\n' "$out" >&2
+  die "cannot tell whether $1 publishes $2"
+}
 
-Types: deb
-URIs: $SECURITY_MIRROR
-Suites: $SUITE-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+# apt-get update. Testing's Release files are valid for a week only: a mirror that has stopped syncing serves
+# expired ones and apt refuses them. Only in that case: warn and retry without the Valid-Until check.
+APT_OPTS=()
+apt_update() {
+  local out rc=0
+  out=$(in_chroot apt-get -q update 2>&1) || rc=$?
+  printf '%s\n' "$out" >&2
+  [ "$rc" -ne 0 ] || return 0
+  grep -q 'is expired' <<<"$out" || return "$rc"
+  say "WARNING: the mirror's Release files for $SUITE are past their Valid-Until (the mirror is stale);" \
+      "retrying with Acquire::Check-Valid-Until=false"
+  APT_OPTS=(-o Acquire::Check-Valid-Until=false)
+  in_chroot apt-get -q "${APT_OPTS[@]}" update >&2
+}
+
+# Point the rootfs at SUITE plus SUITE-updates and SUITE-security where the mirrors publish them (the sources
+# stay in the image), then upgrade from them.
+security_upgrade() {
+  local suites=$SUITE security=1 src="$ROOTFS/etc/apt/sources.list.d/debian.sources"
   printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"
   chmod 0755 "$ROOTFS/usr/sbin/policy-rc.d"
   mount -t proc proc "$ROOTFS/proc"
-  in_chroot apt-get -q update >&2
-  in_chroot apt-get -q -y -o Dpkg::Options::=--force-confold upgrade >&2
+  if suite_published "$MIRROR" "$SUITE-updates"; then suites="$suites $SUITE-updates"
+  else say "no $SUITE-updates on $MIRROR: not used"; fi
+  if ! suite_published "$SECURITY_MIRROR" "$SUITE-security"; then
+    security=""
+    say "WARNING: no $SUITE-security on $SECURITY_MIRROR (not opened yet for this suite?): no security updates"
+  fi
+  rm -f "$ROOTFS/etc/apt/sources.list"
+  printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' \
+    "$MIRROR" "$suites" /usr/share/keyrings/debian-archive-keyring.gpg > "$src"
+  if [ -n "$security" ]; then
+    printf '\nTypes: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' \
+      "$SECURITY_MIRROR" "$SUITE-security" /usr/share/keyrings/debian-archive-keyring.gpg >> "$src"
+  fi
+  if [ "$suites" = "$SUITE" ] && [ -z "$security" ]; then
+    say "only $SUITE itself is published: nothing to upgrade from"
+  else
+    apt_update
+    in_chroot apt-get -q -y "${APT_OPTS[@]}" -o Dpkg::Options::=--force-confold upgrade >&2
+  fi
   umount "$ROOTFS/proc"
   rm -f "$ROOTFS/usr/sbin/policy-rc.d"
 }
@@ -187,7 +221,8 @@ import_rootfs() {
   local id
   id=$(tar -C "$ROOTFS" --numeric-owner -c . |
        docker import --change "LABEL berth.inputs-hash=$BASE_HASH" \
-                     --change "LABEL berth.engine-package=$PKG_VERSION" - "$BASE_TAG")
+                     --change "LABEL berth.engine-package=$PKG_VERSION" \
+                     --change "LABEL berth.debian-suite=$SUITE" - "$BASE_TAG")
   [ "$(image_hash "$BASE_TAG")" = "$BASE_HASH" ] || die "imported $BASE_TAG ($id) lacks the inputs-hash label"
 }
 
@@ -205,13 +240,24 @@ build_base() {
   local include deb_cache="$BUILD_DIR/deb-cache/$SUITE"
   include=$(IFS=,; echo "${PACKAGES[*]}")
   mkdir -p "$deb_cache"   # .debs kept across builds (checksums are verified against the fresh index)
+  # debootstrap finds a suite's recipe in /usr/share/debootstrap/scripts/SUITE, and an older debootstrap does not
+  # know the newest suites (bookworm's 1.0.128 has no forky). Every Debian suite since buster uses sid's recipe
+  # (bookworm, trixie and testing are symlinks to it there), so pass that one as debootstrap's SCRIPT argument.
+  local script=()
+  if [ ! -e "/usr/share/debootstrap/scripts/$SUITE" ]; then
+    [ -f /usr/share/debootstrap/scripts/sid ] || die "debootstrap has no script for $SUITE, and no sid script"
+    say "this debootstrap has no script for $SUITE: using its sid script"
+    script=(/usr/share/debootstrap/scripts/sid)
+  fi
   step "debootstrap $SUITE ($include) from $MIRROR" "≈40–95 s, depends on the mirror" \
-    debootstrap --variant=minbase --cache-dir="$deb_cache" --include="$include" "$SUITE" "$ROOTFS" "$MIRROR" >&2
-  step "security upgrade ($SUITE-security from $SECURITY_MIRROR)" "≈5 s" security_upgrade
+    debootstrap --variant=minbase --cache-dir="$deb_cache" --include="$include" "$SUITE" "$ROOTFS" "$MIRROR" \
+      "${script[@]}" >&2
+  step "updates and security upgrade (from $MIRROR and $SECURITY_MIRROR)" "≈5 s" security_upgrade
 
   PKG_VERSION=$(in_chroot dpkg-query -W -f='${Version}' "$VERSION_PACKAGE") \
     || die "$VERSION_PACKAGE is not installed in the rootfs"
-  local upstream=${PKG_VERSION#*:}; upstream=${upstream%-*}
+  local upstream=${PKG_VERSION#*:}; upstream=${upstream%-*}   # drop the epoch and the Debian revision
+  upstream=${upstream%%[+~]dfsg*}; upstream=${upstream%%[+~]ds*}   # and a repack suffix (5.17.6+dfsg)
   [ "$upstream" = "$ENGINE_FULL_VERSION" ] \
     || die "$VERSION_PACKAGE is $PKG_VERSION in $SUITE, expected upstream version $ENGINE_FULL_VERSION"
   say "$VERSION_PACKAGE $PKG_VERSION installed"

@@ -1,9 +1,14 @@
 //! The agent's HTTP API, used only by the control plane.
 //!
-//! - `GET /health` → [`HealthReport`](crate::spec::HealthReport);
-//! - `PUT /spec` → replace the broker's users (and watermark fraction) live: 200 with the
-//!   health report once applied, 400 for an invalid or foreign spec, 409 while the engine
-//!   is not Ready, 500 if applying failed (the agent keeps retrying in the background).
+//! - `GET /health` → [`HealthReport`](agent_contract::HealthReport);
+//! - `PUT /spec` → replace the broker's users (and memory tuning) live, and take a
+//!   renewed TLS certificate (see [`crate::context`] for what applies when): 200 with
+//!   the health report once applied (for a certificate: once every TLS listener serves
+//!   it, which for ActiveMQ includes a restart of the broker process, a few seconds),
+//!   400 for an invalid or foreign spec (or TLS material that is not a usable
+//!   certificate/key pair), 409 while the engine is not Ready, 500 if applying failed
+//!   (users: the agent keeps retrying in the background; a certificate: the next
+//!   `PUT /spec` with it tries again).
 //!
 //! Every request, including unknown routes, must carry `Authorization: Bearer <token>`
 //! with the spec's `agent_token` (compared in constant time); otherwise 401 without any
@@ -20,7 +25,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::agent::{Agent, UpdateError};
+use crate::context::{Agent, UpdateError};
 use crate::specfile;
 
 /// The API router, authenticated as a whole.
@@ -75,14 +80,11 @@ async fn put_spec(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::tests::test_agent;
-    use crate::spec::{EngineState, EngineUser, HealthReport};
-    use crate::specfile::tests::sample_spec;
+    use crate::testutil::{sample_spec, test_agent, TOKEN};
+    use agent_contract::{EngineState, EngineUser, HealthReport};
     use axum::body::Body;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-
-    const TOKEN: &str = "token-0123456789abcdef";
 
     async fn call(
         app: &Router,
@@ -163,6 +165,8 @@ mod tests {
             username: "second".into(),
             password: "second-password".into(),
             admin: false,
+            console_access: false,
+            groups: vec![],
         });
         let body = serde_json::to_string(&spec).unwrap();
 

@@ -1,14 +1,16 @@
 //! Small filesystem helpers for files that hold secrets.
 //!
-//! The agent writes passwords (rabbitmq.conf, the persisted spec) and the Erlang cookie;
-//! those files must never exist, even for an instant, with a looser mode or owner than
-//! intended, and a crash mid-write must not leave a truncated file behind. Hence: create a
-//! temporary file with the final mode, chown it, write, fsync, rename over the target.
+//! The agent writes passwords (engine configs, JAAS files, the persisted spec), keys and
+//! the Erlang cookie; those files must never exist, even for an instant, with a looser
+//! mode or owner than intended, and a crash mid-write must not leave a truncated file
+//! behind. Hence [`write_atomic`]: a [`tempfile::NamedTempFile`] in the target directory
+//! (created 0600), given its final mode and owner, written, fsynced and
+//! [persisted](tempfile::NamedTempFile::persist) over the target by rename.
 
-use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{lchown, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::Context;
 
@@ -47,39 +49,46 @@ pub fn write_atomic(
     mode: u32,
     owner: Option<Owner>,
 ) -> anyhow::Result<()> {
+    write_atomic_with_mtime(path, contents, mode, owner, None)
+}
+
+/// [`write_atomic`], and give the new file the modification time `mtime` (set before
+/// the rename, so nobody sees the new content with another mtime).
+pub fn write_atomic_with_mtime(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+    mtime: Option<SystemTime>,
+) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .with_context(|| format!("{} has no parent directory", path.display()))?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file_name = path
-        .file_name()
-        .with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.berth-tmp", file_name.to_string_lossy()));
-    let _ = std::fs::remove_file(&tmp);
     let result = (|| -> anyhow::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        // The umask may have narrowed the mode; set it exactly.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".berth-")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let file = tmp.as_file();
+        // Exactly `mode` (the umask does not apply to fchmod).
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if let Some(o) = owner {
-            std::os::unix::fs::fchown(&file, Some(o.uid), Some(o.gid))
-                .with_context(|| format!("chown {}", tmp.display()))?;
+            std::os::unix::fs::fchown(file, Some(o.uid), Some(o.gid)).context("chown")?;
         }
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-        if let Ok(d) = File::open(dir) {
+        tmp.write_all(contents)?;
+        tmp.as_file().sync_all()?;
+        if let Some(t) = mtime {
+            tmp.as_file().set_modified(t).context("setting the mtime")?;
+        }
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming into {}", path.display()))?;
+        if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.with_context(|| format!("writing {}", path.display()))
 }
 
@@ -98,13 +107,22 @@ pub fn chown_recursive(path: &Path, owner: Owner) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `n` random bytes from the kernel, hex-encoded.
+/// Create `dir` (and parents) and give it exactly `mode` and `owner`.
+pub fn ensure_dir(dir: &Path, mode: u32, owner: Option<Owner>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", dir.display()))?;
+    if let Some(o) = owner {
+        lchown(dir, Some(o.uid), Some(o.gid))
+            .with_context(|| format!("chown {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// `n` random bytes from the operating system, hex-encoded.
 pub fn random_hex(n: usize) -> anyhow::Result<String> {
-    use std::io::Read;
     let mut buf = vec![0u8; n];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .context("reading /dev/urandom")?;
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -131,6 +149,32 @@ mod tests {
     }
 
     #[test]
+    fn atomic_write_can_replace_a_read_only_file_and_set_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cookie");
+        write_atomic(&path, b"old", 0o400, None).unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(30);
+        write_atomic_with_mtime(&path, b"new", 0o400, None, Some(later)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(mtime > SystemTime::now() + std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a non-empty directory: the rename fails.
+        let target = dir.path().join("taken");
+        std::fs::create_dir_all(target.join("x")).unwrap();
+        assert!(write_atomic(&target, b"data", 0o600, None).is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("taken")]);
+    }
+
+    #[test]
     fn chown_recursive_walks_tree() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
@@ -143,6 +187,7 @@ mod tests {
     fn random_hex_has_length() {
         let a = random_hex(16).unwrap();
         assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(a, random_hex(16).unwrap());
     }
 }

@@ -1,7 +1,7 @@
 //! Entry point of the broker agent (PID 1 in a Berth broker container).
 //!
 //! Sets up plain-text logging to stdout (no ANSI: `docker logs` is read by people and
-//! tools) and runs [`broker_agent::agent::run`]. A spec that is missing or invalid, or
+//! tools) and runs [`broker_agent::run::run`]. A spec that is missing or invalid, or
 //! any other start-up error, ends the process with exit code 2 and a clear message,
 //! before any engine is started.
 
@@ -30,8 +30,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let settings = broker_agent::agent::Settings::from_env()?;
-        broker_agent::agent::run(settings).await
+        let settings = broker_agent::run::Settings::from_env()?;
+        broker_agent::run::run(settings).await
     });
     // Do not wait for lingering blocking tasks (e.g. a stuck pipe read).
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -1,4 +1,4 @@
-//! Loading, validating and persisting the [`AgentSpec`](crate::spec::AgentSpec).
+//! Loading, validating and persisting the [`AgentSpec`].
 //!
 //! The spec is the agent's only input and holds every secret of the broker, so this
 //! module is strict about what it accepts (a half-valid spec would give a broker that
@@ -7,8 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+use agent_contract::{AgentSpec, EngineSpec, SPEC_PATH};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::engine::INTERNAL_USER_PREFIX;
 use crate::fsutil;
-use crate::spec::{AgentSpec, Engine, SPEC_PATH};
 
 /// Environment variable that overrides [`SPEC_PATH`] (tests, local runs).
 pub const SPEC_PATH_ENV: &str = "BERTH_AGENT_SPEC";
@@ -84,6 +88,11 @@ pub fn validate(spec: &AgentSpec) -> Result<(), SpecError> {
                 "users[{i}].username is empty or has control characters"
             ));
         }
+        if user.username.starts_with(INTERNAL_USER_PREFIX) {
+            return bad(format!(
+                "users[{i}].username starts with {INTERNAL_USER_PREFIX}, which is reserved for Berth"
+            ));
+        }
         if user.password.is_empty() {
             return bad(format!(
                 "users[{i}] ({}) has an empty password",
@@ -100,13 +109,20 @@ pub fn validate(spec: &AgentSpec) -> Result<(), SpecError> {
             return bad(format!("user {} appears twice", user.username));
         }
     }
-    if let Some(f) = spec.memory_high_watermark {
-        if !(f > 0.0 && f <= 1.0) {
-            return bad("memory_high_watermark must be in (0, 1]".into());
-        }
+    if !spec.plaintext && spec.tls.is_none() {
+        return bad("plaintext is false and there is no tls material: no listener at all".into());
     }
-    if spec.engine == Engine::Rabbitmq {
-        if let Some(cookie) = &spec.erlang_cookie {
+    if let Some(tls) = &spec.tls {
+        validate_tls(tls).map_err(SpecError::Invalid)?;
+    }
+    match &spec.engine {
+        EngineSpec::Rabbitmq(r) => {
+            if let Some(f) = r.memory_high_watermark {
+                if !(f > 0.0 && f <= 1.0) {
+                    return bad("memory_high_watermark must be in (0, 1]".into());
+                }
+            }
+            let cookie = &r.erlang_cookie;
             if cookie.is_empty()
                 || cookie.len() > 255
                 || !cookie.bytes().all(|b| b.is_ascii_graphic())
@@ -114,35 +130,79 @@ pub fn validate(spec: &AgentSpec) -> Result<(), SpecError> {
                 return bad("erlang_cookie must be 1-255 printable ASCII characters".into());
             }
         }
+        EngineSpec::Activemq(a) => {
+            let name_ok = !a.broker_name.is_empty()
+                && a.broker_name.len() <= 200
+                && !a.broker_name.starts_with('.')
+                && a.broker_name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !name_ok {
+                // It names directories on the data volume.
+                return bad("broker_name must be 1-200 characters of A-Z a-z 0-9 . _ - (not starting with .)".into());
+            }
+            if let Some(p) = a.heap_percent {
+                if !(10..=90).contains(&p) {
+                    return bad("heap_percent must be between 10 and 90".into());
+                }
+            }
+            // groups.properties lists members comma-separated, and activemq.xml names
+            // groups comma-separated: neither may contain a comma or blanks.
+            let listable = |s: &str| !s.chars().any(|c| c == ',' || c.is_whitespace());
+            for (i, user) in spec.users.iter().enumerate() {
+                if !listable(&user.username) {
+                    return bad(format!(
+                        "users[{i}].username must not contain commas or blanks (ActiveMQ)"
+                    ));
+                }
+                for group in &user.groups {
+                    if group.is_empty()
+                        || group == "*"
+                        || !listable(group)
+                        || group.chars().any(char::is_control)
+                    {
+                        return bad(format!(
+                            "users[{i}] ({}) has a group that is empty, \"*\" or contains commas, blanks or control characters",
+                            user.username
+                        ));
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::spec::EngineUser;
-
-    pub(crate) fn sample_spec() -> AgentSpec {
-        AgentSpec {
-            broker_id: "b-1234".into(),
-            engine: Engine::Rabbitmq,
-            engine_version: "4.0".into(),
-            users: vec![EngineUser {
-                username: "admin".into(),
-                password: "s3cret-Passw0rd".into(),
-                admin: true,
-            }],
-            agent_token: "token-0123456789abcdef".into(),
-            erlang_cookie: Some("COOKIEVALUE1234".into()),
-            memory_high_watermark: None,
-            engine_config: None,
+/// The TLS material must be PEM the engines can load: at least one certificate in the
+/// chain and in the CA, and one private key.
+fn validate_tls(tls: &agent_contract::TlsMaterial) -> Result<(), String> {
+    let certs = |pem: &str, field: &str| -> Result<(), String> {
+        let n = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .map(|c| c.map(|_| ()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| format!("tls.{field} is not valid PEM"))?
+            .len();
+        if n == 0 {
+            return Err(format!("tls.{field} holds no certificate"));
         }
-    }
+        Ok(())
+    };
+    certs(&tls.cert_pem, "cert_pem")?;
+    certs(&tls.ca_pem, "ca_pem")?;
+    PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .map_err(|_| "tls.key_pem holds no PEM private key".to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{sample_activemq_spec, sample_spec};
 
     #[test]
-    fn sample_is_valid() {
+    fn samples_are_valid() {
         validate(&sample_spec()).unwrap();
+        validate(&sample_activemq_spec()).unwrap();
     }
 
     #[test]
@@ -156,7 +216,9 @@ pub(crate) mod tests {
         assert!(validate(&s).unwrap_err().to_string().contains("twice"));
 
         let mut s = sample_spec();
-        s.memory_high_watermark = Some(1.5);
+        if let EngineSpec::Rabbitmq(r) = &mut s.engine {
+            r.memory_high_watermark = Some(1.5);
+        }
         assert!(validate(&s).is_err());
 
         let mut s = sample_spec();
@@ -168,15 +230,96 @@ pub(crate) mod tests {
         s.users[0].password = "multi\nline".into();
         let msg = validate(&s).unwrap_err().to_string();
         assert!(!msg.contains("multi"));
+
+        let mut s = sample_spec();
+        if let EngineSpec::Rabbitmq(r) = &mut s.engine {
+            r.erlang_cookie = "has space".into();
+        }
+        let msg = validate(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("erlang_cookie") && !msg.contains("has space"),
+            "{msg}"
+        );
+
+        let mut s = sample_spec();
+        s.users[0].username = format!("{INTERNAL_USER_PREFIX}probe");
+        assert!(validate(&s).unwrap_err().to_string().contains("reserved"));
+
+        let mut s = sample_spec();
+        s.plaintext = false;
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("no listener"));
+    }
+
+    #[test]
+    fn activemq_specific_rules() {
+        let mut s = sample_activemq_spec();
+        s.users[0].username = "a,b".into();
+        assert!(validate(&s).is_err());
+
+        let mut s = sample_activemq_spec();
+        s.users[0].groups = vec!["ok".into(), "two words".into()];
+        assert!(validate(&s).is_err());
+        s.users[0].groups = vec!["*".into()];
+        assert!(validate(&s).is_err());
+
+        for name in ["", "../x", ".hidden", "a/b"] {
+            let mut s = sample_activemq_spec();
+            if let EngineSpec::Activemq(a) = &mut s.engine {
+                a.broker_name = name.into();
+            }
+            assert!(validate(&s).is_err(), "{name:?}");
+        }
+
+        let mut s = sample_activemq_spec();
+        if let EngineSpec::Activemq(a) = &mut s.engine {
+            a.heap_percent = Some(95);
+        }
+        assert!(validate(&s).is_err());
+    }
+
+    #[test]
+    fn tls_material_must_be_pem() {
+        let mut s = sample_activemq_spec();
+        s.tls = Some(crate::testutil::sample_tls());
+        validate(&s).unwrap();
+        s.plaintext = false;
+        validate(&s).unwrap();
+
+        let mut broken = crate::testutil::sample_tls();
+        broken.key_pem = "-----BEGIN NOTHING-----\nsecret-material\n".into();
+        s.tls = Some(broken);
+        let msg = validate(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("key_pem") && !msg.contains("secret-material"),
+            "{msg}"
+        );
+
+        let mut broken = crate::testutil::sample_tls();
+        broken.cert_pem = String::new();
+        s.tls = Some(broken);
+        assert!(validate(&s).unwrap_err().to_string().contains("cert_pem"));
     }
 
     #[test]
     fn parse_errors_do_not_quote_values() {
-        let json = r#"{"broker_id":"b-1","engine":"rabbitmq","engine_version":"4.0",
+        let json = r#"{"broker_id":"b-1","engine":{"kind":"rabbitmq","erlang_cookie":"c"},
+            "engine_version":"4.0",
             "users":[{"username":"u","password":12345678}],"agent_token":"x"}"#;
         let msg = parse(json.as_bytes()).unwrap_err().to_string();
         assert!(!msg.contains("12345678"), "{msg}");
         assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn old_flat_format_is_rejected() {
+        // The pre-agent-contract format (engine as a plain string) is no longer accepted.
+        let json = r#"{"broker_id":"b-1","engine":"rabbitmq","engine_version":"4.0",
+            "users":[{"username":"u","password":"p-123456789"}],"agent_token":"token-0123456789abcdef",
+            "erlang_cookie":"COOKIE"}"#;
+        assert!(matches!(parse(json.as_bytes()), Err(SpecError::Parse(_))));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::spec::{Engine, EngineState, HealthReport};
+use agent_contract::{Engine, EngineState, HealthReport};
 
 #[derive(Debug)]
 struct Inner {
@@ -19,6 +19,10 @@ struct Inner {
     memory_limit: Option<u64>,
     generation: u64,
     started_at: Option<Instant>,
+    /// The last generation that reached Ready.
+    ready_generation: Option<u64>,
+    /// An engine process of the current generation is running.
+    running: bool,
 }
 
 /// Shared lifecycle bookkeeping. Cheap to lock; never held across `.await`.
@@ -43,6 +47,8 @@ impl AgentState {
                 memory_limit: None,
                 generation: 0,
                 started_at: None,
+                ready_generation: None,
+                running: false,
             }),
         }
     }
@@ -101,6 +107,7 @@ impl AgentState {
         let mut inner = self.lock();
         inner.generation += 1;
         inner.started_at = Some(Instant::now());
+        inner.running = true;
         if after_death {
             inner.restarts += 1;
         }
@@ -118,16 +125,36 @@ impl AgentState {
     pub fn engine_died(&self, msg: String) {
         let mut inner = self.lock();
         inner.generation += 1;
+        inner.running = false;
         inner.last_error = Some(msg);
         if inner.state != EngineState::Stopping {
             inner.state = EngineState::Restarting;
         }
     }
 
-    /// The engine could not be started at all.
+    /// The agent is restarting a healthy engine on purpose (e.g. to load a renewed
+    /// certificate): not a crash, so no restart is counted, but the running generation
+    /// ends now, so the monitor never takes the stopping process for a failing one.
+    pub fn planned_restart(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.running = false;
+        if inner.state != EngineState::Stopping {
+            inner.state = EngineState::Restarting;
+        }
+    }
+
+    /// Whether the engine run `generation` reached Ready.
+    pub fn was_ready(&self, generation: u64) -> bool {
+        self.lock().ready_generation == Some(generation)
+    }
+
+    /// The engine could not be started (or the supervisor gave up on it): Failed, with
+    /// the reason.
     pub fn engine_failed(&self, msg: String) {
         let mut inner = self.lock();
         inner.generation += 1;
+        inner.running = false;
         inner.last_error = Some(msg);
         if inner.state != EngineState::Stopping {
             inner.state = EngineState::Failed;
@@ -144,10 +171,11 @@ impl AgentState {
     pub fn mark_ready(&self, generation: u64) -> Option<Duration> {
         let mut inner = self.lock();
         let starting = matches!(inner.state, EngineState::Starting | EngineState::Restarting);
-        if inner.generation != generation || !starting {
+        if inner.generation != generation || !starting || !inner.running {
             return None;
         }
         inner.state = EngineState::Ready;
+        inner.ready_generation = Some(generation);
         Some(inner.started_at.map(|t| t.elapsed()).unwrap_or_default())
     }
 
@@ -188,7 +216,27 @@ mod tests {
         assert_eq!(s.state(), EngineState::Restarting);
         assert!(s.mark_ready(g2).is_some());
 
+        assert!(s.was_ready(g2));
+        // a planned restart ends the generation without counting a restart
+        s.planned_restart();
+        assert_eq!(s.state(), EngineState::Restarting);
+        assert!(s.mark_ready(g2).is_none());
+        // not even for the generation of the stop itself (the old process may still
+        // answer while it shuts down)
+        let (_, stopping) = s.phase();
+        assert!(s.mark_ready(stopping).is_none());
+        assert!(!s.mark_unready(g2, "stopped".into()));
+        let g3 = s.engine_started(false);
+        assert_eq!(s.restarts(), 1);
+        assert!(!s.was_ready(g3));
+        assert!(s.mark_ready(g3).is_some());
+
+        s.engine_failed("gave up".into());
+        assert_eq!(s.state(), EngineState::Failed);
+        assert_eq!(s.last_error().as_deref(), Some("gave up"));
+
         s.set_stopping();
+        s.planned_restart();
         s.engine_died("exit".into());
         assert_eq!(s.state(), EngineState::Stopping);
         assert!(s.mark_ready(g2).is_none());

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use agent_contract::{AgentSpec, HealthReport};
 use async_trait::async_trait;
-use broker_agent::spec::{AgentSpec, HealthReport};
 
 #[async_trait]
-pub trait AgentProbe: Send + Sync + 'static {
+pub trait AgentClient: Send + Sync + 'static {
     /// `GET /health` on the agent at `base` (e.g. `http://127.0.0.1:21007`).
     async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport>;
     /// `PUT /spec`: the agent applies users (and the watermark) live; Ok once applied.
@@ -38,7 +38,7 @@ impl Default for HttpAgentClient {
 }
 
 #[async_trait]
-impl AgentProbe for HttpAgentClient {
+impl AgentClient for HttpAgentClient {
     async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
         let resp = self
             .http

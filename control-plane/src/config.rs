@@ -34,6 +34,12 @@ pub struct Settings {
     pub publish_host: String,
     /// Host name or address put in broker endpoints.
     pub advertised_host: String,
+    /// Brokers open TLS listeners (the endpoints Amazon MQ lists) with a certificate
+    /// from the installation CA.
+    pub tls_listeners: bool,
+    /// Brokers also open plaintext listeners (amqp://, tcp://, ws://…), for local
+    /// development; DescribeBroker lists them after the TLS ones.
+    pub plaintext_listeners: bool,
     /// Inclusive range Berth allocates broker host ports from.
     pub port_range_start: u16,
     pub port_range_end: u16,
@@ -44,8 +50,22 @@ pub struct Settings {
     pub unhealthy_after_secs: u64,
     /// How often the reconciler looks at every broker, even without a nudge.
     pub reconcile_interval_ms: u64,
+    /// HTTP: a new connection must send its first request head within this long, and a
+    /// later request its head within this long of its first byte; else it is closed.
+    pub http_header_timeout_ms: u64,
+    /// HTTP: a request body must have arrived this long after its head, else 408.
+    pub http_body_timeout_ms: u64,
+    /// HTTP: a kept-alive connection with no next request (or a response the client
+    /// stops reading) is closed after this long.
+    pub http_idle_timeout_ms: u64,
+    /// HTTP: most client connections at once (lowered to fit the descriptor limit). When
+    /// all are taken, the one waiting longest for a request head makes room.
+    pub http_max_connections: usize,
     /// Base64 of a 32-byte key encrypting secrets at rest; default: `data_dir/master.key`.
     pub master_key: Option<String>,
+    /// Leave the private Postgres running when `berth serve` exits (by default it is
+    /// stopped, if that run started it).
+    pub keep_database_running: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -60,14 +80,21 @@ impl std::fmt::Debug for Settings {
             .field("default_account_id", &self.default_account_id)
             .field("publish_host", &self.publish_host)
             .field("advertised_host", &self.advertised_host)
+            .field("tls_listeners", &self.tls_listeners)
+            .field("plaintext_listeners", &self.plaintext_listeners)
             .field("port_range", &(self.port_range_start..=self.port_range_end))
             .field("create_timeout_secs", &self.create_timeout_secs)
             .field("unhealthy_after_secs", &self.unhealthy_after_secs)
             .field("reconcile_interval_ms", &self.reconcile_interval_ms)
+            .field("http_header_timeout_ms", &self.http_header_timeout_ms)
+            .field("http_body_timeout_ms", &self.http_body_timeout_ms)
+            .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
+            .field("http_max_connections", &self.http_max_connections)
             .field(
                 "master_key",
                 &self.master_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("keep_database_running", &self.keep_database_running)
             .finish()
     }
 }
@@ -87,12 +114,19 @@ impl Default for Settings {
             default_account_id: "000000000000".into(),
             publish_host: "127.0.0.1".into(),
             advertised_host: "127.0.0.1".into(),
+            tls_listeners: true,
+            plaintext_listeners: false,
             port_range_start: 21000,
             port_range_end: 29999,
             create_timeout_secs: 300,
             unhealthy_after_secs: 60,
             reconcile_interval_ms: 1000,
+            http_header_timeout_ms: 10_000,
+            http_body_timeout_ms: 30_000,
+            http_idle_timeout_ms: 60_000,
+            http_max_connections: 1024,
             master_key: None,
+            keep_database_running: false,
         }
     }
 }
@@ -117,6 +151,14 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The listeners brokers open.
+    pub fn listeners(&self) -> crate::domain::profile::Listeners {
+        crate::domain::profile::Listeners {
+            tls: self.tls_listeners,
+            plaintext: self.plaintext_listeners,
+        }
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.port_range_start > 1024 && self.port_range_start <= self.port_range_end,
@@ -129,12 +171,27 @@ impl Settings {
             self.database_timeout_ms > 0,
             "database_timeout_ms must be positive"
         );
+        anyhow::ensure!(
+            self.tls_listeners || self.plaintext_listeners,
+            "at least one of tls_listeners and plaintext_listeners must be on"
+        );
         let regions = crate::app::Regions::parse(&self.regions).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             regions.get(&self.region).is_some(),
             "region {} is not one of the served regions {:?}",
             self.region,
             self.regions
+        );
+        for (name, value) in [
+            ("http_header_timeout_ms", self.http_header_timeout_ms),
+            ("http_body_timeout_ms", self.http_body_timeout_ms),
+            ("http_idle_timeout_ms", self.http_idle_timeout_ms),
+        ] {
+            anyhow::ensure!(value > 0, "{name} must be positive");
+        }
+        anyhow::ensure!(
+            self.http_max_connections > 0,
+            "http_max_connections must be positive"
         );
         Ok(())
     }
@@ -161,6 +218,21 @@ mod tests {
             assert_eq!(s.data_dir, PathBuf::from(".berth"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn zero_http_limits_are_refused() {
+        assert!(Settings::default().validate().is_ok());
+        for tweak in [
+            (|s: &mut Settings| s.http_header_timeout_ms = 0) as fn(&mut Settings),
+            |s| s.http_body_timeout_ms = 0,
+            |s| s.http_idle_timeout_ms = 0,
+            |s| s.http_max_connections = 0,
+        ] {
+            let mut s = Settings::default();
+            tweak(&mut s);
+            assert!(s.validate().is_err(), "{s:?}");
+        }
     }
 
     #[test]

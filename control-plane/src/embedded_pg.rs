@@ -19,33 +19,59 @@
 //! | path           | what                                                      |
 //! |----------------|-----------------------------------------------------------|
 //! | `data/`        | the cluster (`PGDATA`), mode 0700, owned by the server user |
-//! | `run/`         | the unix socket directory                                 |
+//! | `run/`         | the unix socket directory, mode 0700, owned by the server user |
+//! | `password`     | the `postgres` role's password, mode 0600, owned by *our* user (root), not the server user |
 //! | `port`         | the TCP port recorded for this cluster                    |
 //! | `postgres.log` | the server log (`pg_ctl -l`)                              |
 //! | `.lock`        | the lock file serialising `ensure_running`/`stop`         |
 //!
-//! The server listens on `127.0.0.1` and on a unix socket in `run/` only, and
-//! `pg_hba.conf` trusts the unix socket and `127.0.0.1` only, so the superuser
-//! `postgres` connects without a password ([`EmbeddedPostgres::url`]).
+//! # Who can connect
+//!
+//! The server listens on `127.0.0.1` and on a unix socket in `run/` only.
+//! Every local user can reach `127.0.0.1`, so TCP logins need the password
+//! (`scram-sha-256`, also set as `password_encryption`): a random 256-bit
+//! secret that `ensure_running` keeps in `dir/password` and puts in
+//! [`EmbeddedPostgres::url`]. The role gets it as a SCRAM verifier computed
+//! here, so the plain password never reaches the server (nor its log).
+//!
+//! The unix socket stays `trust`: `run/` is mode 0700 and owned by the server
+//! user, so only that user and root can reach the socket, and both can read
+//! and rewrite the cluster's files anyway; trust there grants nothing new. It
+//! is how `ensure_running` sets the password (`peer` would need an ident map
+//! from root to `postgres`, for no gain).
+//!
+//! `pg_hba.conf` starts with a version marker. Clusters from before the
+//! password (trust on `127.0.0.1`, no `password` file) are migrated by
+//! `ensure_running`, under the lock, whether it starts the server or reuses a
+//! running one: it gives the role the password first (over the socket), then
+//! rewrites `pg_hba.conf` and reloads, and waits until passwordless TCP logins
+//! are refused, so a URL it hands out works at every moment.
 //!
 //! `initdb` and `postgres` refuse to run as root. When this process runs as
 //! root, every server command runs as Debian's unprivileged `postgres` user
 //! (through `runuser`) and the cluster's files are owned by that user; the
-//! directories above `dir` must therefore be traversable by it. When not
+//! directories above `dir` must therefore be traversable by it. Those owned by
+//! root that are not get one POSIX ACL entry, `u:postgres:x` (search only: no
+//! listing, no reading; their owner and other bits are left as they were, the
+//! group bits then show the ACL mask `--x`); others are an error. When not
 //! running as root, the commands run as the current user.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::unix::fs::{chown, lchown, PermissionsExt};
+use std::os::unix::fs::{fchown, lchown, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use nix::unistd::{geteuid, Gid, Uid, User};
+use nix::unistd::{getegid, geteuid, Gid, Uid, User};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use sqlx::Connection;
 use tokio::process::Command;
+use xattr::FileExt;
 
 /// Name of the unprivileged user the server runs as when we are root.
 const PG_USER: &str = "postgres";
@@ -57,6 +83,27 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(180);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// `sun_path` holds 108 bytes including the trailing NUL.
 const MAX_SOCKET_PATH: usize = 107;
+/// `max_connections` of the server (the test suites open many pools).
+const MAX_CONNECTIONS: u32 = 300;
+/// How long a `pg_hba.conf` reload may take to show (it is asynchronous).
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The file in `dir` holding the `postgres` role's password.
+const PASSWORD_FILE: &str = "password";
+/// Random bytes in a password (written as hex: nothing to escape in URLs or SQL).
+const PASSWORD_BYTES: usize = 32;
+/// First line of the `pg_hba.conf` we write; another first line means an
+/// older cluster (trust on TCP) to migrate.
+const HBA_MARKER: &str = "# berth-embedded-pg hba v2";
+/// The `pg_hba.conf` of every cluster: password on TCP, trust on the unix
+/// socket (whose directory only the server user and root can enter).
+const HBA: &str = "# berth-embedded-pg hba v2 (written by Berth's embedded_pg; do not edit)\n\
+# Password (SCRAM) on 127.0.0.1; trust on the unix socket, whose directory\n\
+# (run/, mode 0700) only the server user and root can enter.\n\
+# TYPE  DATABASE     USER  ADDRESS       METHOD\n\
+local   all          all                 trust\n\
+host    all          all   127.0.0.1/32  scram-sha-256\n\
+local   replication  all                 trust\n\
+host    replication  all   127.0.0.1/32  scram-sha-256\n";
 
 /// A private PostgreSQL cluster in a directory, started on demand.
 #[derive(Debug, Clone)]
@@ -68,6 +115,18 @@ pub struct EmbeddedPostgres {
     bin: PathBuf,
     port: u16,
     run_as: Option<RunAs>,
+    password: Password,
+    started_here: bool,
+}
+
+/// The `postgres` role's password; `Debug` does not show it.
+#[derive(Clone, Default)]
+struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// The user server commands run as when this process is root.
@@ -81,12 +140,14 @@ impl EmbeddedPostgres {
     /// Ensure a private Postgres cluster lives in `dir` and is running.
     ///
     /// The cluster is created with `initdb` if missing, owned by the
-    /// `postgres` user when we are root, with trust auth on the unix socket
-    /// and `127.0.0.1` only; the server listens on `127.0.0.1` and a socket
-    /// directory inside `dir` only. If a server (started by this or another
-    /// process) is already running on `dir`, it is reused. The port is `port`
-    /// if given, else the one recorded in `dir/port`, else a free one, which
-    /// is then recorded. Idempotent and safe under concurrent callers.
+    /// `postgres` user when we are root; the server listens on `127.0.0.1`
+    /// (password logins only) and a socket directory inside `dir` (trust,
+    /// reachable by root and the server user only). If a server (started by
+    /// this or another process) is already running on `dir`, it is reused
+    /// ([`started_by_us`](Self::started_by_us) tells which). The port is
+    /// `port` if given, else the one recorded in `dir/port`, else a free one,
+    /// which is then recorded. A cluster from before passwords is migrated
+    /// (see the module doc). Idempotent and safe under concurrent callers.
     pub async fn ensure_running(dir: &Path, port: Option<u16>) -> anyhow::Result<Self> {
         let run_as = run_as()?;
         let dir = prepare_dir(dir, run_as).await?;
@@ -101,6 +162,7 @@ impl EmbeddedPostgres {
         }
         let pg = Self {
             bin: pg_bin_for(&pg.data_dir)?,
+            password: pg.load_or_create_password()?,
             ..pg
         };
 
@@ -120,6 +182,7 @@ impl EmbeddedPostgres {
             };
             pg.wait_ready(READY_TIMEOUT).await?;
             pg.record_port()?;
+            pg.secure().await?;
             return Ok(pg);
         }
 
@@ -139,20 +202,35 @@ impl EmbeddedPostgres {
                 pg.port_file().display()
             );
         }
-        let pg = Self { port, ..pg };
+        let pg = Self {
+            port,
+            started_here: true,
+            ..pg
+        };
         pg.check_socket_path_len(port)?;
         pg.start().await?;
         pg.record_port()?;
+        pg.secure().await?;
         Ok(pg)
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/DB`: no password, trust auth.
+    /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/DB`, for the superuser.
+    ///
+    /// It holds the password: do not log it.
     pub fn url(&self, db: &str) -> String {
         format!(
-            "postgres://{PG_USER}@127.0.0.1:{}/{}",
+            "postgres://{PG_USER}:{}@127.0.0.1:{}/{}",
+            percent_encode(&self.password.0),
             self.port,
             percent_encode(db)
         )
+    }
+
+    /// Whether the `ensure_running` call that returned this started the
+    /// server, rather than reusing one that was already running (started by
+    /// an earlier call, or by another process).
+    pub fn started_by_us(&self) -> bool {
+        self.started_here
     }
 
     /// The TCP port the server listens on (on 127.0.0.1).
@@ -198,17 +276,11 @@ impl EmbeddedPostgres {
 
     /// Create database `name` (a quoted identifier) unless it already exists.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
-        use sqlx::Connection;
-
         if name.is_empty() || name.len() > 63 || name.contains('\0') {
             bail!("invalid database name {name:?}: must be 1 to 63 bytes, without NUL");
         }
-        let opts = sqlx::postgres::PgConnectOptions::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .username(PG_USER)
-            .database("postgres");
-        let mut conn = sqlx::postgres::PgConnection::connect_with(&opts)
+        let opts = self.tcp_options(&self.password.0);
+        let mut conn = PgConnection::connect_with(&opts)
             .await
             .with_context(|| format!("connecting to Postgres on 127.0.0.1:{}", self.port))?;
         let sql = format!("CREATE DATABASE {}", quote_ident(name));
@@ -235,16 +307,26 @@ impl EmbeddedPostgres {
             dir,
             port,
             run_as,
+            password: Password::default(),
+            started_here: false,
         }
     }
 
     /// Under the lock: give the server user what it needs in `dir` (the data
     /// directory may have been copied in, or left by a root-run tool).
     fn fix_ownership(&self) -> anyhow::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-
         if !self.socket_dir.exists() {
             make_private_dir(&self.socket_dir, self.run_as)?;
+        }
+        // The unix socket is `trust`: only its directory keeps other users out.
+        let socket_meta = fs::symlink_metadata(&self.socket_dir)
+            .with_context(|| format!("stat {}", self.socket_dir.display()))?;
+        if !socket_meta.is_dir() {
+            bail!("{} is not a directory", self.socket_dir.display());
+        }
+        if socket_meta.mode() & 0o777 != 0o700 {
+            fs::set_permissions(&self.socket_dir, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("chmod 0700 {}", self.socket_dir.display()))?;
         }
         let Some(run_as) = self.run_as else {
             return Ok(());
@@ -288,10 +370,187 @@ impl EmbeddedPostgres {
         }
         let file = self.port_file();
         let tmp = self.dir.join("port.tmp");
-        fs::write(&tmp, format!("{}\n", self.port))
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        write_new_file(&tmp, format!("{}\n", self.port).as_bytes(), 0o644)?;
         chown_to(&tmp, self.run_as)?;
         fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.dir.join(PASSWORD_FILE)
+    }
+
+    /// The password in `dir/password`, or a new random one written there
+    /// (mode 0600, owned by us; `dir` belongs to the server user, so a file
+    /// that is not exactly that, e.g. a symlink, is replaced, not trusted).
+    fn load_or_create_password(&self) -> anyhow::Result<Password> {
+        let path = self.password_file();
+        match File::open(&path) {
+            Ok(mut file) => {
+                let meta = file
+                    .metadata()
+                    .with_context(|| format!("stat {}", path.display()))?;
+                let mut text = String::new();
+                let private = meta.is_file()
+                    && meta.uid() == geteuid().as_raw()
+                    && meta.mode() & 0o077 == 0
+                    && meta.len() <= 1024
+                    && file.read_to_string(&mut text).is_ok();
+                let text = text.trim();
+                if private && is_password(text) {
+                    return Ok(Password(text.to_string()));
+                }
+                tracing::warn!(
+                    file = %path.display(),
+                    "not a private password file of this user; replacing it with a new password"
+                );
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        let password = new_password();
+        let tmp = self.dir.join(format!("{PASSWORD_FILE}.tmp"));
+        write_new_file(&tmp, format!("{password}\n").as_bytes(), 0o600)?;
+        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(Password(password))
+    }
+
+    /// TCP connection options as `postgres` with `password`, ignoring the
+    /// caller's `PG*` environment (`PGPASSWORD`, `PGSSLMODE`, ...).
+    fn tcp_options(&self, password: &str) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username(PG_USER)
+            .password(password)
+            .database("postgres")
+            .ssl_mode(PgSslMode::Disable)
+    }
+
+    /// Whether a TCP login with `password` succeeds (`false`: refused).
+    async fn tcp_login(&self, password: &str) -> anyhow::Result<bool> {
+        match PgConnection::connect_with(&self.tcp_options(password)).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                Ok(true)
+            }
+            // 28P01 invalid_password, 28000 invalid_authorization_specification.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("28P01") | Some("28000")) =>
+            {
+                Ok(false)
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("connecting to Postgres on 127.0.0.1:{}", self.port))
+            }
+        }
+    }
+
+    /// A superuser connection over the unix socket (trust).
+    async fn socket_connection(&self) -> anyhow::Result<PgConnection> {
+        let opts = PgConnectOptions::new_without_pgpass()
+            .socket(&self.socket_dir)
+            .port(self.port)
+            .username(PG_USER)
+            .database("postgres");
+        PgConnection::connect_with(&opts).await.with_context(|| {
+            format!(
+                "connecting to Postgres on its unix socket in {}",
+                self.socket_dir.display()
+            )
+        })
+    }
+
+    /// Make the running server accept TCP logins with our password only.
+    ///
+    /// Usually two logins show it already does. Otherwise (a new cluster, or
+    /// one made before passwords) the role gets the password first, then
+    /// `pg_hba.conf` demands it, so a URL from us works throughout.
+    async fn secure(&self) -> anyhow::Result<()> {
+        let hba_current = self.hba_is_current()?;
+        let trusts_tcp = self.tcp_login("").await?;
+        if hba_current && !trusts_tcp && self.tcp_login(&self.password.0).await? {
+            return Ok(());
+        }
+
+        let mut conn = self.socket_connection().await?;
+        let result = async {
+            // In postgresql.auto.conf (one statement each: ALTER SYSTEM refuses
+            // to run in a transaction); max_connections too, as postgresql.conf
+            // says 100 and a reload would complain about it.
+            for setting in [
+                "password_encryption = 'scram-sha-256'".to_string(),
+                format!("max_connections = {MAX_CONNECTIONS}"),
+            ] {
+                sqlx::raw_sql(&format!("ALTER SYSTEM SET {setting}"))
+                    .execute(&mut conn)
+                    .await
+                    .with_context(|| format!("ALTER SYSTEM SET {setting}"))?;
+            }
+            let verifier = scram_verifier(&self.password.0);
+            sqlx::raw_sql(&format!("ALTER ROLE {PG_USER} PASSWORD '{verifier}'"))
+                .execute(&mut conn)
+                .await
+                .context("setting the postgres role's password")?;
+            if !hba_current {
+                tracing::info!(
+                    dir = %self.dir.display(),
+                    "embedded Postgres: requiring a password on TCP (was trust)"
+                );
+                self.write_hba(&self.data_dir)?;
+            }
+            sqlx::raw_sql("SELECT pg_reload_conf()")
+                .execute(&mut conn)
+                .await
+                .context("reloading the Postgres configuration")?;
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = conn.close().await;
+        result?;
+
+        // The postmaster rereads pg_hba.conf on SIGHUP, asynchronously.
+        let deadline = Instant::now() + RELOAD_TIMEOUT;
+        while self.tcp_login("").await? {
+            if Instant::now() > deadline {
+                bail!(
+                    "the Postgres server for {} still lets TCP logins in without a password \
+                     after reloading {}\n--- tail of {} ---\n{}",
+                    self.dir.display(),
+                    self.data_dir.join("pg_hba.conf").display(),
+                    self.log_file.display(),
+                    log_tail(&self.log_file)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !self.tcp_login(&self.password.0).await? {
+            bail!(
+                "the Postgres server for {} refuses the password in {}\n--- tail of {} ---\n{}",
+                self.dir.display(),
+                self.password_file().display(),
+                self.log_file.display(),
+                log_tail(&self.log_file)
+            );
+        }
+        Ok(())
+    }
+
+    fn hba_is_current(&self) -> anyhow::Result<bool> {
+        let path = self.data_dir.join("pg_hba.conf");
+        match fs::read_to_string(&path) {
+            Ok(s) => Ok(s.lines().next().is_some_and(|l| l.starts_with(HBA_MARKER))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Write our `pg_hba.conf` into the cluster `data` (atomically).
+    fn write_hba(&self, data: &Path) -> anyhow::Result<()> {
+        let hba = data.join("pg_hba.conf");
+        let tmp = data.join("pg_hba.conf.berth-tmp");
+        write_new_file(&tmp, HBA.as_bytes(), 0o600)?;
+        chown_to(&tmp, self.run_as)?;
+        fs::rename(&tmp, &hba).with_context(|| format!("writing {}", hba.display()))
     }
 
     fn check_socket_path_len(&self, port: u16) -> anyhow::Result<()> {
@@ -354,20 +613,8 @@ impl EmbeddedPostgres {
             );
         }
 
-        let hba = tmp.join("pg_hba.conf");
-        fs::write(
-            &hba,
-            "# Written by Berth's embedded_pg: trust on the unix socket and 127.0.0.1 only.\n\
-             # TYPE  DATABASE     USER  ADDRESS       METHOD\n\
-             local   all          all                 trust\n\
-             host    all          all   127.0.0.1/32  trust\n\
-             local   replication  all                 trust\n\
-             host    replication  all   127.0.0.1/32  trust\n",
-        )
-        .with_context(|| format!("writing {}", hba.display()))?;
-        fs::set_permissions(&hba, fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod {}", hba.display()))?;
-        chown_to(&hba, self.run_as)?;
+        // Password on TCP from the first start on; `secure` sets the password.
+        self.write_hba(&tmp)?;
 
         fs::rename(&tmp, &self.data_dir)
             .with_context(|| format!("renaming {} to {}", tmp.display(), self.data_dir.display()))
@@ -450,7 +697,8 @@ impl EmbeddedPostgres {
             );
         }
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k '{socket_dir}' -c max_connections=300 -c fsync=on",
+            "-c listen_addresses=127.0.0.1 -p {} -k '{socket_dir}' -c unix_socket_permissions=0700 \
+             -c max_connections={MAX_CONNECTIONS} -c fsync=on",
             self.port
         );
         let out = self
@@ -628,7 +876,8 @@ fn command_as(program: &Path, run_as: Option<RunAs>, cwd: &Path) -> Command {
 }
 
 /// Create `dir` (and parents), make it the server user's, and check that the
-/// server user can reach it. Returns its canonical path.
+/// server user can reach it; root-owned ancestors in the way get the ACL
+/// entry `u:postgres:x`. Returns its canonical path.
 async fn prepare_dir(dir: &Path, run_as: Option<RunAs>) -> anyhow::Result<PathBuf> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
@@ -637,31 +886,50 @@ async fn prepare_dir(dir: &Path, run_as: Option<RunAs>) -> anyhow::Result<PathBu
     };
     chown_to(&dir, Some(run_as))?;
 
-    if !postgres_can(&["-x", "-w"], &dir).await? {
-        let mut blocker = None;
-        for ancestor in dir.ancestors().collect::<Vec<_>>().into_iter().rev() {
-            if !postgres_can(&["-x"], ancestor).await? {
-                blocker = Some(ancestor.to_path_buf());
-                break;
-            }
+    if postgres_can(&["-x", "-w"], &dir).await? {
+        return Ok(dir);
+    }
+    // Top down, as a directory is only reachable through its parents.
+    for ancestor in dir.ancestors().collect::<Vec<_>>().into_iter().rev() {
+        if postgres_can(&["-x"], ancestor).await? {
+            continue;
         }
-        return Err(match blocker {
-            Some(b) => anyhow!(
-                "the `{PG_USER}` user cannot traverse {} (mode {:o}), so the Postgres server \
-                 cannot reach {}; allow it (e.g. `chmod o+x {}`) or choose a directory \
+        let cannot = |why: String| {
+            anyhow!(
+                "the `{PG_USER}` user cannot traverse {} (mode {:o}){why}, so the Postgres \
+                 server cannot reach {}; allow it (e.g. `chmod o+x {}`) or choose a directory \
                  elsewhere (e.g. under /tmp)",
-                b.display(),
-                fs::metadata(&b)
+                ancestor.display(),
+                fs::metadata(ancestor)
                     .map(|m| m.permissions().mode() & 0o7777)
                     .unwrap_or(0),
                 dir.display(),
-                b.display()
-            ),
-            None => anyhow!(
-                "the `{PG_USER}` user cannot write to {}; choose a directory elsewhere",
-                dir.display()
-            ),
-        });
+                ancestor.display()
+            )
+        };
+        match grant_search(ancestor, run_as.uid) {
+            Ok(()) => {}
+            Err(GrantError::NotOurs(owner)) => {
+                return Err(cannot(format!(
+                    " and it belongs to uid {owner}, not to us, so it gets no ACL from us"
+                )))
+            }
+            Err(GrantError::Refused(why)) => return Err(cannot(format!(": {why}"))),
+        }
+        if !postgres_can(&["-x"], ancestor).await? {
+            return Err(cannot(" even with the ACL entry u:postgres:x".into()));
+        }
+        tracing::info!(
+            dir = %ancestor.display(),
+            "granted the postgres user search permission (ACL u:{PG_USER}:x) on a directory \
+             above the embedded Postgres"
+        );
+    }
+    if !postgres_can(&["-x", "-w"], &dir).await? {
+        bail!(
+            "the `{PG_USER}` user cannot write to {}; choose a directory elsewhere",
+            dir.display()
+        );
     }
     Ok(dir)
 }
@@ -696,9 +964,11 @@ fn make_private_dir(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
     chown_to(path, run_as)
 }
 
+/// Give `path` to the server user; a symlink (the server user can plant one
+/// in `dir`) is changed itself, never its target.
 fn chown_to(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
     if let Some(r) = run_as {
-        chown(path, Some(r.uid.as_raw()), Some(r.gid.as_raw()))
+        lchown(path, Some(r.uid.as_raw()), Some(r.gid.as_raw()))
             .with_context(|| format!("chown {PG_USER} {}", path.display()))?;
     }
     Ok(())
@@ -800,6 +1070,195 @@ fn log_tail(path: &Path) -> String {
     }
 }
 
+/// Write a new file with `mode`, replacing whatever was at `path` without
+/// following it (it may be a symlink planted by the server user).
+fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    remove_if_exists(path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    // Whatever the umask did.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    fchown(&file, Some(geteuid().as_raw()), Some(getegid().as_raw()))
+        .with_context(|| format!("chown {}", path.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A new random password: [`PASSWORD_BYTES`] from the OS, in hex.
+fn new_password() -> String {
+    use rand::RngCore;
+    let mut raw = [0u8; PASSWORD_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_password(s: &str) -> bool {
+    s.len() == 2 * PASSWORD_BYTES && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The SCRAM-SHA-256 verifier Postgres stores for `password` (what
+/// `PQencryptPasswordConn` makes), so the server never sees the password itself.
+fn scram_verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
+}
+
+/// The access ACL xattr, in the kernel's format (`linux/posix_acl_xattr.h`):
+/// a version, then (tag, perm, id) entries sorted by tag and id. It is what
+/// `setfacl` writes; written here to need neither libacl nor the `acl` tools.
+const ACL_XATTR: &str = "system.posix_acl_access";
+const ACL_XATTR_VERSION: u32 = 2;
+const ACL_USER_OBJ: u16 = 0x01;
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP_OBJ: u16 = 0x04;
+const ACL_MASK: u16 = 0x10;
+const ACL_OTHER: u16 = 0x20;
+const ACL_UNDEFINED_ID: u32 = u32::MAX;
+const ACL_EXECUTE: u16 = 0x01;
+
+/// One ACL entry; the derived order (tag, then id) is the kernel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct AclEntry {
+    tag: u16,
+    id: u32,
+    perm: u16,
+}
+
+fn parse_acl(bytes: &[u8]) -> Option<Vec<AclEntry>> {
+    let (version, rest) = bytes.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*version) != ACL_XATTR_VERSION || rest.len() % 8 != 0 {
+        return None;
+    }
+    Some(
+        rest.chunks_exact(8)
+            .map(|c| AclEntry {
+                tag: u16::from_le_bytes([c[0], c[1]]),
+                perm: u16::from_le_bytes([c[2], c[3]]),
+                id: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect(),
+    )
+}
+
+fn encode_acl(entries: &[AclEntry]) -> Vec<u8> {
+    let mut out = ACL_XATTR_VERSION.to_le_bytes().to_vec();
+    for e in entries {
+        out.extend_from_slice(&e.tag.to_le_bytes());
+        out.extend_from_slice(&e.perm.to_le_bytes());
+        out.extend_from_slice(&e.id.to_le_bytes());
+    }
+    out
+}
+
+/// `acl` (or, when `None`, the ACL that `mode` stands for) plus search
+/// permission for user `uid`, and nothing more: the mask gains `x` only when
+/// that lets no other entry search too.
+fn acl_with_search(
+    acl: Option<Vec<AclEntry>>,
+    mode: u32,
+    uid: u32,
+) -> Result<Vec<AclEntry>, String> {
+    let bits = |shift: u32| ((mode >> shift) & 0o7) as u16;
+    let mut acl = acl.unwrap_or_else(|| {
+        vec![
+            AclEntry {
+                tag: ACL_USER_OBJ,
+                id: ACL_UNDEFINED_ID,
+                perm: bits(6),
+            },
+            AclEntry {
+                tag: ACL_GROUP_OBJ,
+                id: ACL_UNDEFINED_ID,
+                perm: bits(3),
+            },
+            AclEntry {
+                tag: ACL_OTHER,
+                id: ACL_UNDEFINED_ID,
+                perm: bits(0),
+            },
+        ]
+    });
+    match acl.iter_mut().find(|e| e.tag == ACL_USER && e.id == uid) {
+        Some(e) => e.perm |= ACL_EXECUTE,
+        None => acl.push(AclEntry {
+            tag: ACL_USER,
+            id: uid,
+            perm: ACL_EXECUTE,
+        }),
+    }
+    match acl.iter().position(|e| e.tag == ACL_MASK) {
+        Some(i) if acl[i].perm & ACL_EXECUTE == 0 => {
+            // The group class: the owning group, named users and groups.
+            let in_group_class =
+                |e: &AclEntry| !matches!(e.tag, ACL_USER_OBJ | ACL_MASK | ACL_OTHER);
+            let is_ours = |e: &AclEntry| e.tag == ACL_USER && e.id == uid;
+            let others_search = acl
+                .iter()
+                .any(|e| in_group_class(e) && !is_ours(e) && e.perm & ACL_EXECUTE != 0);
+            if others_search {
+                return Err(
+                    "its ACL masks out search permission for other entries, which \
+                            adding u:postgres:x would grant"
+                        .into(),
+                );
+            }
+            acl[i].perm |= ACL_EXECUTE;
+        }
+        Some(_) => {}
+        None => {
+            // No mask yet: the group class was just the owning group, which
+            // keeps its permissions under a mask of those plus `x`.
+            let group = acl
+                .iter()
+                .find(|e| e.tag == ACL_GROUP_OBJ)
+                .map_or(0, |e| e.perm);
+            acl.push(AclEntry {
+                tag: ACL_MASK,
+                id: ACL_UNDEFINED_ID,
+                perm: group | ACL_EXECUTE,
+            });
+        }
+    }
+    acl.sort();
+    Ok(acl)
+}
+
+enum GrantError {
+    /// Owned by this uid, not by us.
+    NotOurs(u32),
+    Refused(String),
+}
+
+/// Add the ACL entry `u:<uid>:x` to directory `path`, which must be ours.
+fn grant_search(path: &Path, uid: Uid) -> Result<(), GrantError> {
+    let refused = |what: &str, e: std::io::Error| GrantError::Refused(format!("{what}: {e}"));
+    // One descriptor for the owner check and the change.
+    let dir = File::open(path).map_err(|e| refused("opening it", e))?;
+    let meta = dir.metadata().map_err(|e| refused("stat", e))?;
+    if meta.uid() != geteuid().as_raw() {
+        return Err(GrantError::NotOurs(meta.uid()));
+    }
+    let current = match dir.get_xattr(ACL_XATTR) {
+        Ok(Some(bytes)) => Some(parse_acl(&bytes).ok_or_else(|| {
+            GrantError::Refused("its ACL is in a format this version does not know".into())
+        })?),
+        Ok(None) => None,
+        Err(e) => return Err(refused("reading its ACL", e)),
+    };
+    let acl = acl_with_search(current, meta.mode(), uid.as_raw()).map_err(GrantError::Refused)?;
+    dir.set_xattr(ACL_XATTR, &encode_acl(&acl)).map_err(|e| {
+        refused(
+            "setting the ACL entry u:postgres:x (does the filesystem support ACLs?)",
+            e,
+        )
+    })
+}
+
 /// Quote an SQL identifier: `"` around it, inner `"` doubled.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -821,7 +1280,6 @@ fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Connection;
 
     /// A fresh directory under /tmp (world-traversable, so the postgres user
     /// reaches it), whose server is stopped and files removed on drop.
@@ -887,12 +1345,23 @@ mod tests {
     fn quoting_and_urls() {
         assert_eq!(quote_ident("berth"), "\"berth\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        let pg = EmbeddedPostgres::layout(PathBuf::from("/x"), None, 5433);
-        assert_eq!(pg.url("berth"), "postgres://postgres@127.0.0.1:5433/berth");
+        let pg = EmbeddedPostgres {
+            password: Password("0a1b".into()),
+            ..EmbeddedPostgres::layout(PathBuf::from("/x"), None, 5433)
+        };
+        assert_eq!(
+            pg.url("berth"),
+            "postgres://postgres:0a1b@127.0.0.1:5433/berth"
+        );
         assert_eq!(
             pg.url("a b/c"),
-            "postgres://postgres@127.0.0.1:5433/a%20b%2Fc"
+            "postgres://postgres:0a1b@127.0.0.1:5433/a%20b%2Fc"
         );
+        assert!(!format!("{pg:?}").contains("0a1b"), "{pg:?}");
+        assert!(HBA.starts_with(HBA_MARKER));
+        let p = new_password();
+        assert!(is_password(&p), "{p}");
+        assert_ne!(p, new_password());
         assert_eq!(parse_version(OsStr::new("15")), Some(vec![15]));
         assert!(parse_version(OsStr::new("9.6")) < parse_version(OsStr::new("15")));
         assert_eq!(parse_version(OsStr::new("latest")), None);
@@ -1025,19 +1494,299 @@ mod tests {
         assert!(!pid_file.exists());
     }
 
+    /// Runs `psql -c 'select 1'` as the `nobody` user; its stderr if it fails.
+    async fn psql_as_nobody(host: &str, port: u16, password: Option<&str>) -> Option<String> {
+        let mut cmd = Command::new("runuser");
+        cmd.args([
+            "-u",
+            "nobody",
+            "--",
+            "psql",
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+        ])
+        .args([
+            "-U", PG_USER, "-d", "postgres", "-w", "-X", "-c", "select 1",
+        ])
+        .current_dir("/")
+        .env_remove("PGPASSWORD")
+        .env_remove("PGPASSFILE")
+        .env_remove("PGSERVICE");
+        if let Some(p) = password {
+            cmd.env("PGPASSWORD", p);
+        }
+        let out = cmd.output().await.unwrap();
+        (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// A login over TCP without our password is refused (and this tells
+    /// it apart from the server not answering).
+    async fn assert_tcp_needs_password(pg: &EmbeddedPostgres) {
+        assert!(!pg.tcp_login("").await.unwrap());
+        assert!(!pg.tcp_login("not-the-password").await.unwrap());
+        let no_password = PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(pg.port())
+            .username(PG_USER)
+            .database("postgres");
+        let err = PgConnection::connect_with(&no_password).await.unwrap_err();
+        assert!(
+            matches!(&err, sqlx::Error::Database(e) if e.code().as_deref() == Some("28P01")),
+            "{err:?}"
+        );
+        assert_eq!(select_one(&pg.url("postgres")).await.unwrap(), 1);
+    }
+
+    /// Make `pg`'s cluster look like one from before passwords: the old
+    /// trust `pg_hba.conf`, no password file, a role without a password.
+    async fn make_old_style(pg: &EmbeddedPostgres) {
+        let mut conn = pg.socket_connection().await.unwrap();
+        sqlx::raw_sql("ALTER ROLE postgres PASSWORD NULL")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        fs::write(
+            pg.data_dir.join("pg_hba.conf"),
+            "# Written by Berth's embedded_pg: trust on the unix socket and 127.0.0.1 only.\n\
+             # TYPE  DATABASE     USER  ADDRESS       METHOD\n\
+             local   all          all                 trust\n\
+             host    all          all   127.0.0.1/32  trust\n\
+             local   replication  all                 trust\n\
+             host    replication  all   127.0.0.1/32  trust\n",
+        )
+        .unwrap();
+        fs::remove_file(pg.password_file()).unwrap();
+        sqlx::raw_sql("SELECT pg_reload_conf()")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let deadline = Instant::now() + RELOAD_TIMEOUT;
+        while !pg.tcp_login("").await.unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "the old pg_hba.conf did not load"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_berth_can_log_in() {
+        let tmp = TestDir::new("auth");
+        let dir = tmp.0.join("pg");
+        let a = EmbeddedPostgres::ensure_running(&dir, None).await.unwrap();
+        assert!(a.started_by_us());
+        let b = EmbeddedPostgres::ensure_running(&dir, None).await.unwrap();
+        assert!(!b.started_by_us());
+        assert_eq!(b.url("x"), a.url("x"));
+        assert_tcp_needs_password(&a).await;
+        a.create_database("auth_test").await.unwrap();
+        assert_eq!(select_one(&a.url("auth_test")).await.unwrap(), 1);
+
+        // The password file: ours alone.
+        let meta = fs::symlink_metadata(a.password_file()).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_eq!(meta.uid(), geteuid().as_raw());
+        let hba = fs::read_to_string(a.data_dir.join("pg_hba.conf")).unwrap();
+        assert!(!hba.contains("127.0.0.1/32  trust"), "{hba}");
+
+        if geteuid().is_root() {
+            // Other local users: no password over TCP, no way into the socket.
+            let err = psql_as_nobody("127.0.0.1", a.port(), None).await.unwrap();
+            assert!(err.contains("no password supplied"), "{err}");
+            let err = psql_as_nobody("127.0.0.1", a.port(), Some("guess"))
+                .await
+                .unwrap();
+            assert!(err.contains("password authentication failed"), "{err}");
+            let socket = a.socket_dir().to_str().unwrap();
+            let err = psql_as_nobody(socket, a.port(), None).await.unwrap();
+            assert!(err.contains("Permission denied"), "{err}");
+            // Nor can the server user read the password.
+            let read = std::process::Command::new("runuser")
+                .args(["-u", PG_USER, "--", "cat"])
+                .arg(a.password_file())
+                .current_dir("/")
+                .output()
+                .unwrap();
+            assert!(!read.status.success());
+            // With the password, psql gets in too (as any user would).
+            let pw = fs::read_to_string(a.password_file()).unwrap();
+            assert_eq!(
+                psql_as_nobody("127.0.0.1", a.port(), Some(pw.trim())).await,
+                None
+            );
+        }
+
+        // A cluster made before passwords, migrated while running.
+        make_old_style(&a).await;
+        let c = EmbeddedPostgres::ensure_running(&dir, None).await.unwrap();
+        assert!(!c.started_by_us());
+        assert_eq!(c.port(), a.port());
+        assert_ne!(c.url("x"), a.url("x"), "a new password");
+        assert_tcp_needs_password(&c).await;
+        assert_eq!(select_one(&c.url("auth_test")).await.unwrap(), 1);
+        assert!(select_one(&a.url("auth_test")).await.is_err());
+        // Once migrated, a reuse keeps the password.
+        let d = EmbeddedPostgres::ensure_running(&dir, None).await.unwrap();
+        assert_eq!(d.url("x"), c.url("x"));
+
+        // ... and migrated when it was stopped.
+        make_old_style(&d).await;
+        d.stop().await.unwrap();
+        let e = EmbeddedPostgres::ensure_running(&dir, None).await.unwrap();
+        assert!(e.started_by_us());
+        assert_tcp_needs_password(&e).await;
+        assert_eq!(select_one(&e.url("auth_test")).await.unwrap(), 1);
+        assert!(select_one(&d.url("auth_test")).await.is_err());
+
+        // A password file that is not a private file of ours is replaced.
+        let other = tmp.0.join("planted");
+        fs::write(&other, format!("{}\n", "ab".repeat(PASSWORD_BYTES))).unwrap();
+        fs::remove_file(e.password_file()).unwrap();
+        std::os::unix::fs::symlink(&other, e.password_file()).unwrap();
+        let f = EmbeddedPostgres::ensure_running(&dir, None).await.unwrap();
+        assert!(!fs::symlink_metadata(f.password_file())
+            .unwrap()
+            .is_symlink());
+        assert!(!f.url("x").contains(&"ab".repeat(PASSWORD_BYTES)));
+        assert_tcp_needs_password(&f).await;
+        f.stop().await.unwrap();
+    }
+
+    #[test]
+    fn scram_verifier_format() {
+        let v = scram_verifier("secret");
+        let rest = v.strip_prefix("SCRAM-SHA-256$4096:").unwrap();
+        let (salt, keys) = rest.split_once('$').unwrap();
+        let (stored, server) = keys.split_once(':').unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        assert_eq!(b64.decode(salt).unwrap().len(), 16);
+        assert_eq!(b64.decode(stored).unwrap().len(), 32);
+        assert_eq!(b64.decode(server).unwrap().len(), 32);
+        assert_ne!(scram_verifier("secret"), v, "a new salt each time");
+    }
+
+    #[test]
+    fn acl_gains_search_for_one_user_only() {
+        let e = |tag, id, perm| AclEntry { tag, id, perm };
+        let u = ACL_UNDEFINED_ID;
+        // A plain 0750 directory.
+        let acl = acl_with_search(None, 0o750, 106).unwrap();
+        assert_eq!(
+            acl,
+            vec![
+                e(ACL_USER_OBJ, u, 7),
+                e(ACL_USER, 106, 1),
+                e(ACL_GROUP_OBJ, u, 5),
+                e(ACL_MASK, u, 5),
+                e(ACL_OTHER, u, 0),
+            ]
+        );
+        assert_eq!(parse_acl(&encode_acl(&acl)), Some(acl.clone()));
+        // Idempotent.
+        assert_eq!(acl_with_search(Some(acl.clone()), 0o750, 106).unwrap(), acl);
+        // An entry for the user without x gets x; others stay as they are.
+        let acl = vec![
+            e(ACL_USER_OBJ, u, 7),
+            e(ACL_USER, 5, 4),
+            e(ACL_USER, 106, 4),
+            e(ACL_GROUP_OBJ, u, 0),
+            e(ACL_MASK, u, 4),
+            e(ACL_OTHER, u, 0),
+        ];
+        let out = acl_with_search(Some(acl), 0o740, 106).unwrap();
+        assert!(out.contains(&e(ACL_USER, 106, 5)));
+        assert!(out.contains(&e(ACL_USER, 5, 4)));
+        assert!(out.contains(&e(ACL_MASK, u, 5)));
+        // A mask that hides someone else's x is not widened.
+        let acl = vec![
+            e(ACL_USER_OBJ, u, 7),
+            e(ACL_USER, 5, 7),
+            e(ACL_GROUP_OBJ, u, 0),
+            e(ACL_MASK, u, 0),
+            e(ACL_OTHER, u, 0),
+        ];
+        assert!(acl_with_search(Some(acl), 0o700, 106).is_err());
+        assert_eq!(parse_acl(&[1, 0, 0, 0]), None);
+    }
+
+    /// Reads the access ACL of `path`.
+    fn acl_of(path: &Path) -> Option<Vec<AclEntry>> {
+        xattr::get_deref(path, ACL_XATTR)
+            .unwrap()
+            .map(|b| parse_acl(&b).unwrap())
+    }
+
     #[tokio::test]
-    async fn unreachable_parent_is_a_clear_error() {
+    async fn unreachable_parent_gets_an_acl_entry() {
         if !geteuid().is_root() {
             return;
         }
         let tmp = TestDir::new("private");
         fs::create_dir_all(&tmp.0).unwrap();
         fs::set_permissions(&tmp.0, fs::Permissions::from_mode(0o700)).unwrap();
+        let pg = EmbeddedPostgres::ensure_running(&tmp.0.join("pg"), None)
+            .await
+            .unwrap();
+        assert_tcp_needs_password(&pg).await;
+        pg.stop().await.unwrap();
+
+        // Owner and others as before; the group bits show the mask, --x, but
+        // the owning group still has nothing; postgres may search only.
+        let mode = fs::metadata(&tmp.0).unwrap().mode() & 0o7777;
+        assert_eq!(mode & 0o7707, 0o700, "{mode:o}");
+        let pg_uid = User::from_name(PG_USER).unwrap().unwrap().uid.as_raw();
+        let u = ACL_UNDEFINED_ID;
+        let e = |tag, id, perm| AclEntry { tag, id, perm };
+        assert_eq!(
+            acl_of(&tmp.0).unwrap(),
+            vec![
+                e(ACL_USER_OBJ, u, 7),
+                e(ACL_USER, pg_uid, 1),
+                e(ACL_GROUP_OBJ, u, 0),
+                e(ACL_MASK, u, 1),
+                e(ACL_OTHER, u, 0),
+            ]
+        );
+        assert!(postgres_can(&["-x"], &tmp.0).await.unwrap());
+        assert!(!postgres_can(&["-r"], &tmp.0).await.unwrap());
+        let nobody = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", "test", "-x"])
+            .arg(&tmp.0)
+            .current_dir("/")
+            .status()
+            .unwrap();
+        assert!(!nobody.success());
+        // Starting again changes nothing.
+        let again = EmbeddedPostgres::ensure_running(&tmp.0.join("pg"), None)
+            .await
+            .unwrap();
+        assert_eq!(acl_of(&tmp.0).unwrap().len(), 5);
+        again.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unreachable_parent_of_another_user_is_a_clear_error() {
+        if !geteuid().is_root() {
+            return;
+        }
+        let tmp = TestDir::new("others");
+        fs::create_dir_all(&tmp.0).unwrap();
+        fs::set_permissions(&tmp.0, fs::Permissions::from_mode(0o700)).unwrap();
+        let nobody = User::from_name("nobody").unwrap().unwrap();
+        std::os::unix::fs::chown(&tmp.0, Some(nobody.uid.as_raw()), None).unwrap();
         let err = EmbeddedPostgres::ensure_running(&tmp.0.join("pg"), None)
             .await
             .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("cannot traverse"), "{msg}");
         assert!(msg.contains(&tmp.0.display().to_string()), "{msg}");
+        assert_eq!(acl_of(&tmp.0), None, "no ACL on someone else's directory");
+        assert_eq!(fs::metadata(&tmp.0).unwrap().mode() & 0o7777, 0o700);
     }
 }

@@ -30,6 +30,10 @@ pub enum Error {
     /// 409 `ConflictException`: duplicate name or a state conflict.
     #[error("{message}")]
     Conflict { attribute: String, message: String },
+    /// 408 `RequestTimeoutException`: the request (or its body) did not arrive or
+    /// complete in time.
+    #[error("{message}")]
+    RequestTimeout { message: String },
     /// 503 `ServiceUnavailable` with `Retry-After`: a dependency (the database) cannot
     /// be reached right now; the caller should retry.
     #[error("{message}")]
@@ -108,6 +112,7 @@ impl Error {
             Self::Forbidden { attribute, .. } => attribute.as_deref(),
             Self::Unauthorized { .. }
             | Self::AuthFailure { .. }
+            | Self::RequestTimeout { .. }
             | Self::ServiceUnavailable { .. }
             | Self::Internal { .. } => None,
         }

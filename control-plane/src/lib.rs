@@ -10,10 +10,12 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod error;
 pub mod http;
+pub mod images;
 pub mod reconcile;
 pub mod runtime;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 #[cfg(test)]

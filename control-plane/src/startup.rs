@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent_client::{AgentProbe, HttpAgentClient};
+use crate::agent_client::{AgentClient, HttpAgentClient};
 use crate::app::AppContext;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
@@ -18,6 +18,7 @@ use crate::db::broker::PortPool;
 use crate::db::DataStore;
 use crate::domain::AccountId;
 use crate::embedded_pg::EmbeddedPostgres;
+use crate::http::server::{serve, HttpLimits};
 use crate::http::{router, ApiState};
 use crate::reconcile::broker::ReconcilerConfig;
 use crate::reconcile::{BrokerReconciler, Driver};
@@ -30,12 +31,20 @@ pub struct Application {
     server: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
     cancel: CancellationToken,
+    /// The embedded Postgres this process started, stopped by `run_until_stopped` (none
+    /// when external, already running, or `keep_database_running`).
+    started_pg: Option<EmbeddedPostgres>,
 }
 
 /// Resolves the database URL: the configured one, or a private Postgres in the data dir.
 pub async fn database_url(settings: &Settings) -> anyhow::Result<String> {
+    Ok(database(settings).await?.0)
+}
+
+/// [`database_url`], plus the embedded Postgres when this call started it.
+async fn database(settings: &Settings) -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
     if let Some(url) = &settings.database_url {
-        return Ok(url.clone());
+        return Ok((url.clone(), None));
     }
     let dir = std::path::absolute(settings.data_dir.join("postgres"))?;
     tracing::info!(dir = %dir.display(), "starting embedded Postgres");
@@ -43,7 +52,7 @@ pub async fn database_url(settings: &Settings) -> anyhow::Result<String> {
         .await
         .context("starting embedded Postgres")?;
     pg.create_database("berth").await?;
-    Ok(pg.url("berth"))
+    Ok((pg.url("berth"), pg.started_by_us().then_some(pg)))
 }
 
 impl Application {
@@ -59,11 +68,12 @@ impl Application {
     pub async fn build_with(
         settings: Settings,
         runtime: Arc<dyn ContainerRuntime>,
-        agent: Arc<dyn AgentProbe>,
+        agent: Arc<dyn AgentClient>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
-        let url = database_url(&settings).await?;
+        let (url, started_pg) = database(&settings).await?;
+        let started_pg = started_pg.filter(|_| !settings.keep_database_running);
         let store =
             DataStore::connect_with(&url, Duration::from_millis(settings.database_timeout_ms))
                 .await
@@ -71,6 +81,7 @@ impl Application {
         let secrets =
             SecretBox::load_or_create(settings.master_key.as_deref(), &settings.data_dir)?;
         let installation = store.installation_id().await?;
+        let ca = Arc::new(load_ca(&store, &secrets, &installation, &settings.data_dir).await?);
         let cancel = CancellationToken::new();
 
         let (host_cpus, host_memory) = host_capacity();
@@ -84,9 +95,15 @@ impl Application {
                 publish_host: settings.publish_host.clone(),
                 create_timeout: Duration::from_secs(settings.create_timeout_secs),
                 unhealthy_after: Duration::from_secs(settings.unhealthy_after_secs),
-                poll: Duration::from_millis(250),
+                poll: Duration::from_millis(100),
                 host_cpus,
                 host_memory_bytes: host_memory,
+                listeners: settings.listeners(),
+                ports: port_pool(&settings),
+                advertised_host: settings.advertised_host.clone(),
+                ca: ca.clone(),
+                renew_before: crate::tls::DEFAULT_RENEW_BEFORE,
+                images: image_builder(),
             },
             cancel.clone(),
         );
@@ -96,24 +113,22 @@ impl Application {
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
 
-        let app = app_context(&settings, store, secrets, nudger)?;
+        let mut app = app_context(&settings, store, secrets, nudger)?;
+        app.ca_pem = ca.cert_pem().into();
         let state = ApiState { app: app.clone() };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        let server_cancel = cancel.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-                .await
-        });
+        let limits = HttpLimits::from_settings(&settings);
+        let server = tokio::spawn(serve(listener, router(state), limits, cancel.clone()));
         Ok(Self {
             port,
             server,
             reconciler,
             cancel,
             app,
+            started_pg,
         })
     }
 
@@ -159,6 +174,14 @@ impl Application {
         let res = self.server.await;
         self.cancel.cancel();
         let _ = self.reconciler.await;
+        if let Some(pg) = self.started_pg {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), self.app.store.pool().close()).await;
+            tracing::info!(dir = %pg.dir().display(), "stopping the embedded Postgres this run started");
+            if let Err(e) = pg.stop().await {
+                tracing::warn!(error = %format!("{e:#}"), "could not stop the embedded Postgres");
+            }
+        }
         res??;
         Ok(())
     }
@@ -247,6 +270,49 @@ pub async fn offline_context(
     )
 }
 
+/// The builder of missing engine images, when this host can build them.
+fn image_builder() -> Option<Arc<crate::images::ImageBuilder>> {
+    match crate::images::ImageBuilder::locate() {
+        Ok(b) => Some(Arc::new(b)),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "missing engine images will not be built on demand");
+            None
+        }
+    }
+}
+
+/// The installation CA: stored (key sealed) on first start, the same for every later
+/// start and every control-plane process on this database. Its certificate is written
+/// to `data_dir/ca.pem` for clients to trust.
+async fn load_ca(
+    store: &DataStore,
+    secrets: &SecretBox,
+    installation: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<crate::tls::CertificateAuthority> {
+    use crate::tls::CertificateAuthority;
+    let stored = store
+        .ca_load_or_insert(|| {
+            let ca = CertificateAuthority::generate(installation, std::time::SystemTime::now())?;
+            tracing::info!(subject = %ca.subject(), "created the installation CA");
+            Ok(ca.to_stored(secrets))
+        })
+        .await?;
+    let ca = CertificateAuthority::from_stored(&stored, secrets)
+        .context("opening the installation CA (is this the master key it was sealed with?)")?;
+    crate::tls::write_ca_file(data_dir, ca.cert_pem())
+        .with_context(|| format!("writing the CA certificate into {}", data_dir.display()))?;
+    Ok(ca)
+}
+
+fn port_pool(settings: &Settings) -> PortPool {
+    PortPool {
+        publish_host: settings.publish_host.clone(),
+        start: settings.port_range_start,
+        end: settings.port_range_end,
+    }
+}
+
 fn app_context(
     settings: &Settings,
     store: DataStore,
@@ -256,13 +322,11 @@ fn app_context(
     Ok(AppContext {
         store,
         secrets,
-        ports: PortPool {
-            publish_host: settings.publish_host.clone(),
-            start: settings.port_range_start,
-            end: settings.port_range_end,
-        },
+        ports: port_pool(settings),
         nudger,
         regions: crate::app::Regions::parse(&settings.regions).map_err(anyhow::Error::msg)?,
         advertised_host: settings.advertised_host.clone(),
+        listeners: settings.listeners(),
+        ca_pem: std::sync::Arc::from(""),
     })
 }

@@ -427,6 +427,8 @@ pub struct UpdateConfigurationRequest {
 pub struct SanitizationWarning {
     pub reason: String,
     pub element_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -240,7 +240,9 @@ def _():
     assert {"mq.m7g.medium", "mq.m7g.large"} <= types, types
     for o in opts:
         assert o["EngineType"] == "RABBITMQ" and "SINGLE_INSTANCE" in o["SupportedDeploymentModes"], o
-        assert "4.0" in o["SupportedEngineVersions"], o
+        # RabbitMQ 4.x runs on m7g (as on Amazon MQ), 3.10 on t3.micro and m5.
+        want = "4.0" if o["HostInstanceType"].startswith("mq.m7g.") else "3.10"
+        assert want in o["SupportedEngineVersions"], o
 
 
 # --- CreateBroker, idempotency, validation ---------------------------------------------------

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::agent_client::{AgentProbe, HttpAgentClient};
+use berth::agent_client::{AgentClient, HttpAgentClient};
 use berth::config::Settings;
 use berth::embedded_pg::EmbeddedPostgres;
 use berth::runtime::docker::DockerRuntime;
@@ -112,6 +112,9 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
         port_range_start: start,
         port_range_end: end,
         reconcile_interval_ms: 500,
+        // TLS endpoints as on Amazon MQ, plus the plaintext ones most tests use.
+        tls_listeners: true,
+        plaintext_listeners: true,
         ..Settings::default()
     }
 }
@@ -255,7 +258,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 /// Starts Berth on the given runtime and agent probe (fakes for API-logic tests).
 pub async fn spawn_app_on(
     runtime: Arc<dyn ContainerRuntime>,
-    agent: Arc<dyn AgentProbe>,
+    agent: Arc<dyn AgentClient>,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let data_dir = tempfile::tempdir().expect("tempdir");
@@ -383,6 +386,7 @@ pub async fn start_berth_process(
         .env("BERTH_PORT_RANGE_START", ports.0.to_string())
         .env("BERTH_PORT_RANGE_END", ports.1.to_string())
         .env("BERTH_RECONCILE_INTERVAL_MS", "500")
+        .env("BERTH_PLAINTEXT_LISTENERS", "true")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -409,6 +413,12 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
+    }
+
+    /// The installation CA certificate (PEM) that signs broker certificates, as Berth
+    /// wrote it next to the credentials.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.settings.data_dir.join("ca.pem")).expect("ca.pem")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -595,6 +605,29 @@ pub fn rabbitmq_broker(name: &str, user: &str, password: &str) -> Value {
     })
 }
 
+/// A CreateBroker body like [`rabbitmq_broker`] for RabbitMQ `version` (`4.3`, `4.0`,
+/// `3.10`) on `instance_type` (4.x runs on `mq.m7g.*`, 3.10 on `mq.t3.micro`/`mq.m5.*`).
+pub fn rabbitmq_broker_version(
+    name: &str,
+    user: &str,
+    password: &str,
+    version: &str,
+    instance_type: &str,
+) -> Value {
+    let mut body = rabbitmq_broker(name, user, password);
+    body["engineVersion"] = version.into();
+    body["hostInstanceType"] = instance_type.into();
+    body
+}
+
+/// Panics with a clear message when the engine image `image` (e.g.
+/// `berth/rabbitmq:3.10`, `berth/activemq:5.17`) has not been built.
+pub async fn require_engine_image(docker: &bollard::Docker, image: &str) {
+    if docker.inspect_image(image).await.is_err() {
+        panic!("image {image} is missing: run `make images` (make test does this)");
+    }
+}
+
 /// The AMQP endpoint (`amqp://host:port`) DescribeBroker reports.
 pub fn amqp_endpoint(describe: &Value) -> String {
     describe["brokerInstances"][0]["endpoints"]
@@ -611,5 +644,221 @@ pub fn amqp_endpoint(describe: &Value) -> String {
 pub async fn require_image(docker: &bollard::Docker) {
     if docker.inspect_image(RABBITMQ_IMAGE).await.is_err() {
         panic!("image {RABBITMQ_IMAGE} is missing: run `make images` (make test does this)");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ActiveMQ: the image, a CreateBroker body, endpoints, and the JMS client
+// (tests/jms/BerthJms.java) compiled once per test run and run as a child process.
+
+/// Image every ActiveMQ broker runs; built by `make images`
+/// (`images/build.sh activemq 5.17 target/release/broker-agent`).
+pub const ACTIVEMQ_IMAGE: &str = "berth/activemq:5.17";
+
+/// Panics with a clear message when the ActiveMQ image has not been built.
+pub async fn require_activemq_image(docker: &bollard::Docker) {
+    if docker.inspect_image(ACTIVEMQ_IMAGE).await.is_err() {
+        panic!(
+            "image {ACTIVEMQ_IMAGE} is missing: run `make images` or \
+             `images/build.sh activemq 5.17 target/release/broker-agent`"
+        );
+    }
+}
+
+/// A valid CreateBroker body for a single-instance ActiveMQ broker with `users`
+/// (`[{"username", "password", "groups", "consoleAccess"}]`).
+pub fn activemq_broker(name: &str, users: Value) -> Value {
+    json!({
+        "brokerName": name,
+        "engineType": "ACTIVEMQ",
+        "engineVersion": "5.17",
+        "deploymentMode": "SINGLE_INSTANCE",
+        "hostInstanceType": "mq.t3.micro",
+        "storageType": "EBS",
+        "publiclyAccessible": false,
+        "autoMinorVersionUpgrade": true,
+        "users": users,
+        "creatorRequestId": uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+/// The one endpoint of the first broker instance whose URL starts with `scheme://`.
+pub fn endpoint_with_scheme(describe: &Value, scheme: &str) -> String {
+    let prefix = format!("{scheme}://");
+    let found: Vec<&str> = describe["brokerInstances"][0]["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|e| e.starts_with(&prefix))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {prefix} endpoint expected in {}",
+        describe["brokerInstances"][0]["endpoints"]
+    );
+    found[0].to_owned()
+}
+
+/// Jars (from Debian's libactivemq-java and its dependencies) the JMS client needs.
+const JMS_JARS: &[&str] = &[
+    "activemq-client.jar",
+    "geronimo-jms_1.1_spec.jar",
+    "geronimo-j2ee-management-1.1-spec.jar",
+    "hawtbuf.jar",
+    "slf4j-api.jar",
+    "slf4j-simple.jar",
+];
+
+/// Where the jars are: `$BERTH_JMS_JARS`, else `/usr/share/java`.
+fn jms_jar_dir() -> PathBuf {
+    std::env::var_os("BERTH_JMS_JARS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/java"))
+}
+
+static JMS_CLASSPATH: OnceCell<String> = OnceCell::const_new();
+
+/// The class path of the compiled JMS client: compiles `tests/jms/BerthJms.java` into
+/// `target/jms` (`javac --release 11`) when the class is missing or older than the
+/// source. Panics with what to install when a jar or `javac` is missing.
+pub async fn jms_classpath() -> &'static str {
+    JMS_CLASSPATH
+        .get_or_init(|| async {
+            let jars = jms_jar_dir();
+            let mut cp = Vec::new();
+            for jar in JMS_JARS {
+                let path = jars.join(jar);
+                assert!(
+                    path.exists(),
+                    "{} is missing: install libactivemq-java and libslf4j-java \
+                     (scripts/prereqs.sh does, `make test` runs it)",
+                    path.display()
+                );
+                cp.push(path.display().to_string());
+            }
+            let source = workspace_root().join("tests/jms/BerthJms.java");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("target"));
+            let out = target.join("jms");
+            let class = out.join("BerthJms.class");
+            let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified());
+            let fresh = match (modified(&class), modified(&source)) {
+                (Ok(c), Ok(s)) => c >= s,
+                _ => false,
+            };
+            if !fresh {
+                // Compile next to the output and move the classes in, so a concurrent
+                // test process never loads a half-written class.
+                let tmp = target.join(format!("jms.tmp-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&tmp);
+                std::fs::create_dir_all(&tmp).expect("JMS build dir");
+                let javac = std::env::var("JAVAC").unwrap_or_else(|_| "javac".into());
+                let result = tokio::process::Command::new(&javac)
+                    .args(["--release", "11", "-encoding", "UTF-8", "-d"])
+                    .arg(&tmp)
+                    .arg("-cp")
+                    .arg(cp.join(":"))
+                    .arg(&source)
+                    .output()
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("cannot run {javac} (a JDK 11+ is needed for the JMS client): {e}")
+                    });
+                assert!(
+                    result.status.success(),
+                    "javac {} failed:\n{}",
+                    source.display(),
+                    String::from_utf8_lossy(&result.stderr)
+                );
+                std::fs::create_dir_all(&out).expect("target/jms");
+                for entry in std::fs::read_dir(&tmp).unwrap() {
+                    let entry = entry.unwrap();
+                    std::fs::rename(entry.path(), out.join(entry.file_name()))
+                        .expect("move compiled class");
+                }
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            cp.push(out.display().to_string());
+            cp.join(":")
+        })
+        .await
+}
+
+/// What one run of the JMS client printed: its JSON result line and exit status.
+#[derive(Debug)]
+pub struct JmsOutcome {
+    /// Exit code 0: the mode's check passed.
+    pub ok: bool,
+    /// The JSON object of the last stdout line.
+    pub result: Value,
+    pub stderr: String,
+}
+
+impl JmsOutcome {
+    pub fn int(&self, key: &str) -> i64 {
+        self.result[key]
+            .as_i64()
+            .unwrap_or_else(|| panic!("JMS result has no integer {key}: {self:?}"))
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.result[key]
+            .as_bool()
+            .unwrap_or_else(|| panic!("JMS result has no boolean {key}: {self:?}"))
+    }
+}
+
+/// Runs `java BerthJms URL USER PASSWORD MODE ARGS…` (see tests/jms/BerthJms.java for
+/// the modes), killed after `timeout`. Panics when it prints no JSON result line.
+pub async fn jms(
+    url: &str,
+    user: &str,
+    password: &str,
+    mode: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> JmsOutcome {
+    let cp = jms_classpath().await;
+    let java = std::env::var("JAVA").unwrap_or_else(|_| "java".into());
+    let child = tokio::process::Command::new(&java)
+        .args([
+            "-Xss512k",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            cp,
+        ])
+        .arg("BerthJms")
+        .args([url, user, password, mode])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {java}: {e}"));
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("JMS {mode} {args:?} on {url}: no result within {timeout:?}"))
+        .expect("JMS client output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let result = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "JMS {mode} on {url} printed no result (exit {:?}):\nstdout: {stdout}\nstderr: {stderr}",
+                output.status.code()
+            )
+        });
+    JmsOutcome {
+        ok: output.status.success(),
+        result,
+        stderr,
     }
 }

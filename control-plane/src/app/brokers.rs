@@ -4,10 +4,10 @@ use super::{owned_broker, paging, AppContext, Caller, MAX_BROKERS_PER_ACCOUNT};
 use crate::crypto::random_token;
 use crate::db::broker::Created;
 use crate::db::model::{BrokerRow, NewBroker, NewUser, PortRow, UserRow};
-use crate::domain::engine::{self, CONSOLE_PROTOCOL};
+use crate::domain::profile;
 use crate::domain::{
     BrokerId, BrokerName, BrokerState, DeploymentMode, EngineType, EngineVersion, InstanceType,
-    Password, StorageType, Tags, Username,
+    Password, Tags,
 };
 use crate::error::Error;
 use crate::wire::{self as views, CreateBrokerRequest, WeeklyStartTime};
@@ -108,10 +108,10 @@ fn refuse_unavailable(u: &Unavailable<'_>) -> Result<(), Error> {
 }
 
 fn check_logs(engine: EngineType, logs: &views::LogsInput) -> Result<(), Error> {
-    if engine == EngineType::Rabbitmq && logs.audit == Some(true) {
+    if !profile::profile(engine).audit_logs && logs.audit == Some(true) {
         return Err(Error::bad_request(
             "logs",
-            "Audit logs are not supported for engine type RABBITMQ.",
+            format!("Audit logs are not supported for engine type {engine}."),
         ));
     }
     Ok(())
@@ -124,46 +124,15 @@ pub async fn broker_create(
     req: CreateBrokerRequest,
 ) -> Result<BrokerRow, Error> {
     let name = BrokerName::parse(&required(req.broker_name, "brokerName")?)?;
-    let engine_type = EngineType::parse(&required(req.engine_type, "engineType")?)?;
-    let mode = DeploymentMode::parse(&required(req.deployment_mode, "deploymentMode")?)?;
+    let engine_type = EngineType::parse_request(&required(req.engine_type, "engineType")?)?;
+    let profile = profile::profile(engine_type);
+    let mode = DeploymentMode::parse_request(&required(req.deployment_mode, "deploymentMode")?)?;
     let instance_name = required(req.host_instance_type, "hostInstanceType")?;
     let publicly_accessible = required(req.publicly_accessible, "publiclyAccessible")?;
     let version = EngineVersion::resolve(engine_type, req.engine_version.as_deref())?;
-    match (engine_type, mode) {
-        (_, DeploymentMode::SingleInstance) => {}
-        (EngineType::Rabbitmq, DeploymentMode::ClusterMultiAz) => {
-            return Err(Error::bad_request("deploymentMode", "CLUSTER_MULTI_AZ is not available on this Berth installation yet; use SINGLE_INSTANCE."));
-        }
-        (EngineType::Rabbitmq, DeploymentMode::ActiveStandbyMultiAz) => {
-            return Err(Error::bad_request(
-                "deploymentMode",
-                "ACTIVE_STANDBY_MULTI_AZ is only supported for engine type ACTIVEMQ.",
-            ));
-        }
-        (EngineType::Activemq, DeploymentMode::ClusterMultiAz) => {
-            return Err(Error::bad_request(
-                "deploymentMode",
-                "CLUSTER_MULTI_AZ is only supported for engine type RABBITMQ.",
-            ));
-        }
-        (EngineType::Activemq, DeploymentMode::ActiveStandbyMultiAz) => {
-            return Err(Error::bad_request(
-                "deploymentMode",
-                "ACTIVE_STANDBY_MULTI_AZ is not available on this Berth installation yet.",
-            ));
-        }
-    }
+    profile.check_mode(mode)?;
     let instance = InstanceType::resolve(&instance_name, &version)?;
-    let storage = match req.storage_type.as_deref() {
-        None => StorageType::Ebs,
-        Some(s) => StorageType::parse(s)?,
-    };
-    if engine_type == EngineType::Rabbitmq && storage == StorageType::Efs {
-        return Err(Error::bad_request(
-            "storageType",
-            "Storage type EFS is not supported for engine type RABBITMQ.",
-        ));
-    }
+    let storage = profile.check_storage(req.storage_type.as_deref())?;
     refuse_unavailable(&Unavailable {
         authentication_strategy: req.authentication_strategy.as_deref(),
         ldap: req.ldap_server_metadata.is_some(),
@@ -207,27 +176,40 @@ pub async fn broker_create(
     }
 
     let users_in = req.users.unwrap_or_default();
-    if engine_type == EngineType::Rabbitmq && users_in.len() != 1 {
-        return Err(Error::bad_request(
-            "users",
-            "A RabbitMQ broker takes exactly one administrative user at creation.",
-        ));
-    }
-    let mut users = Vec::with_capacity(users_in.len());
-    for u in users_in {
-        let username = required(u.username, "users.username")?;
-        let username = match engine_type {
-            EngineType::Rabbitmq => Username::parse_rabbitmq(&username, "users.username")?,
-            EngineType::Activemq => Username::parse_activemq(&username, "users.username")?,
+    let rules = profile.users;
+    if !(rules.min_at_create..=rules.max_at_create).contains(&users_in.len()) {
+        let message = if rules.min_at_create == rules.max_at_create {
+            format!(
+                "A {engine_type} broker takes exactly {} user(s) at creation.",
+                rules.min_at_create
+            )
+        } else {
+            format!(
+                "A {engine_type} broker takes between {} and {} users at creation.",
+                rules.min_at_create, rules.max_at_create
+            )
         };
-        let password = Password::parse(&required(u.password, "users.password")?, "users.password")?;
-        let groups = u.groups.unwrap_or_default();
-        if engine_type == EngineType::Rabbitmq && !groups.is_empty() {
+        return Err(Error::bad_request("users", message));
+    }
+    let mut users: Vec<NewUser> = Vec::with_capacity(users_in.len());
+    for u in users_in {
+        let username =
+            profile.username(&required(u.username, "users.username")?, "users.username")?;
+        if users.iter().any(|x| x.username == username.as_str()) {
             return Err(Error::bad_request(
-                "users.groups",
-                "Groups are not supported for engine type RABBITMQ.",
+                "users.username",
+                format!("User {username} is listed more than once."),
             ));
         }
+        let password = Password::parse(&required(u.password, "users.password")?, "users.password")?;
+        let groups = u.groups.unwrap_or_default();
+        if !rules.groups && !groups.is_empty() {
+            return Err(Error::bad_request(
+                "users.groups",
+                format!("Groups are not supported for engine type {engine_type}."),
+            ));
+        }
+        let groups = super::users::parse_groups(&groups)?;
         if u.replication_user == Some(true) {
             return Err(Error::bad_request(
                 "users.replicationUser",
@@ -249,9 +231,13 @@ pub async fn broker_create(
         ));
     }
 
-    let ports = engine::engine_ports(engine_type)
-        .iter()
-        .map(|p| (0, p.protocol))
+    let ports = (0..profile::node_count(mode))
+        .flat_map(|node| {
+            profile
+                .node_ports()
+                .into_iter()
+                .map(move |(protocol, _)| (node as i32, protocol))
+        })
         .collect();
     let new = NewBroker {
         id: BrokerId::generate(),
@@ -370,24 +356,32 @@ pub fn describe_view(
         BrokerState::Running | BrokerState::RebootInProgress | BrokerState::CriticalActionRequired
     );
     let host = &ctx.advertised_host;
-    let port_of = |proto: &str| {
-        d.ports
-            .iter()
-            .find(|p| p.node == 0 && p.protocol == proto)
-            .map(|p| p.host_port)
-    };
+    let profile = profile::profile(engine_type);
     let broker_instances = if show_instances {
-        let endpoints = engine::engine_ports(engine_type)
-            .iter()
-            .filter_map(|ep| {
-                let scheme = ep.scheme?;
-                port_of(ep.protocol).map(|p| format!("{scheme}://{host}:{p}{}", ep.path))
+        let nodes = 0..profile::node_count(row.mode()?);
+        nodes
+            .map(|node| {
+                let port_of = |proto: &str| {
+                    d.ports
+                        .iter()
+                        .find(|p| p.node == node as i32 && p.protocol == proto)
+                        .map(|p| p.host_port)
+                };
+                let endpoints = profile
+                    .served(ctx.listeners)
+                    .filter_map(|ep| {
+                        port_of(ep.protocol)
+                            .map(|p| format!("{}://{host}:{p}{}", ep.scheme, ep.path))
+                    })
+                    .collect();
+                views::BrokerInstance {
+                    console_url: profile.served_console(ctx.listeners).and_then(|c| {
+                        port_of(c.protocol).map(|p| format!("{}://{host}:{p}", c.scheme))
+                    }),
+                    endpoints,
+                }
             })
-            .collect();
-        vec![views::BrokerInstance {
-            console_url: port_of(CONSOLE_PROTOCOL).map(|p| format!("http://{host}:{p}")),
-            endpoints,
-        }]
+            .collect()
     } else {
         Vec::new()
     };

@@ -3,24 +3,10 @@
 //! instance types whose limits it enforces, only the deployment modes it supports.
 
 use crate::domain::catalogue::{EngineVersion, ENGINE_VERSIONS, INSTANCE_TYPES};
-use crate::domain::{DeploymentMode, EngineType, InstanceType, StorageType};
+use crate::domain::profile::profile;
+use crate::domain::{EngineType, InstanceType, StorageType};
 use crate::error::Error;
 use crate::wire as views;
-
-/// Deployment modes Berth can run today, per engine.
-pub fn supported_modes(engine: EngineType) -> Vec<DeploymentMode> {
-    match engine {
-        EngineType::Rabbitmq | EngineType::Activemq => vec![DeploymentMode::SingleInstance],
-    }
-}
-
-/// Storage types per engine (RabbitMQ: EBS only, as on Amazon MQ).
-pub fn storage_types(engine: EngineType) -> &'static [StorageType] {
-    match engine {
-        EngineType::Rabbitmq => &[StorageType::Ebs],
-        EngineType::Activemq => &[StorageType::Efs, StorageType::Ebs],
-    }
-}
 
 fn engines_with_versions(filter: Option<EngineType>) -> Vec<EngineType> {
     EngineType::ALL
@@ -54,7 +40,7 @@ fn page<T>(
 
 fn parse_engine_filter(v: Option<&str>) -> Result<Option<EngineType>, Error> {
     v.filter(|s| !s.is_empty())
-        .map(EngineType::parse)
+        .map(EngineType::parse_request)
         .transpose()
 }
 
@@ -96,7 +82,7 @@ pub fn instance_options(
     let engine_filter = parse_engine_filter(engine)?;
     let storage_filter = storage_type
         .filter(|s| !s.is_empty())
-        .map(StorageType::parse)
+        .map(StorageType::parse_request)
         .transpose()?;
     let mut items = Vec::new();
     for e in engines_with_versions(engine_filter) {
@@ -113,7 +99,8 @@ pub fn instance_options(
             if versions.is_empty() {
                 continue;
             }
-            for st in storage_types(e)
+            for st in profile(e)
+                .storage
                 .iter()
                 .filter(|s| storage_filter.is_none_or(|f| f == **s))
             {
@@ -124,7 +111,8 @@ pub fn instance_options(
                     engine_type: e.as_wire().to_owned(),
                     host_instance_type: it.name.to_owned(),
                     storage_type: st.as_wire().to_owned(),
-                    supported_deployment_modes: supported_modes(e)
+                    supported_deployment_modes: profile(e)
+                        .modes
                         .iter()
                         .map(|m| m.as_wire().to_owned())
                         .collect(),
@@ -148,13 +136,20 @@ mod tests {
     #[test]
     fn engine_types_list_only_what_berth_runs() {
         let r = engine_types(None, None, None).unwrap();
-        assert_eq!(r.broker_engine_types.len(), 1);
-        assert_eq!(r.broker_engine_types[0].engine_type, "RABBITMQ");
-        assert_eq!(r.broker_engine_types[0].engine_versions[0].name, "4.0");
-        assert!(engine_types(Some("ACTIVEMQ"), None, None)
-            .unwrap()
-            .broker_engine_types
-            .is_empty());
+        let names = |r: &views::DescribeBrokerEngineTypesResponse, i: usize| -> Vec<String> {
+            r.broker_engine_types[i]
+                .engine_versions
+                .iter()
+                .map(|v| v.name.clone())
+                .collect()
+        };
+        assert_eq!(r.broker_engine_types.len(), 2);
+        assert_eq!(r.broker_engine_types[0].engine_type, "ACTIVEMQ");
+        assert_eq!(names(&r, 0), ["5.17"]);
+        assert_eq!(r.broker_engine_types[1].engine_type, "RABBITMQ");
+        assert_eq!(names(&r, 1), ["4.3", "4.0", "3.10"]);
+        let amq = engine_types(Some("ActiveMQ"), None, None).unwrap();
+        assert_eq!(amq.broker_engine_types.len(), 1);
         assert_eq!(
             engine_types(Some("KAFKA"), None, None)
                 .unwrap_err()
@@ -166,12 +161,31 @@ mod tests {
     #[test]
     fn instance_options_follow_the_catalogue_and_paginate() {
         let all = instance_options(Some("RABBITMQ"), None, None, None, None, "z").unwrap();
-        // RabbitMQ 4.0 runs on the eight m7g types only, EBS storage.
-        assert_eq!(all.broker_instance_options.len(), 8);
+        // RabbitMQ: 4.x on the eight m7g types, 3.10 on t3.micro and the four m5; EBS.
+        assert_eq!(all.broker_instance_options.len(), 13);
         assert!(all
             .broker_instance_options
             .iter()
-            .all(|o| o.host_instance_type.starts_with("mq.m7g.") && o.storage_type == "EBS"));
+            .all(|o| o.storage_type == "EBS"));
+        for o in &all.broker_instance_options {
+            let expect: &[&str] = if o.host_instance_type.starts_with("mq.m7g.") {
+                &["4.3", "4.0"]
+            } else {
+                &["3.10"]
+            };
+            assert_eq!(
+                o.supported_engine_versions, expect,
+                "{}",
+                o.host_instance_type
+            );
+        }
+        // ActiveMQ 5.17 on t3.micro and m5, EFS and EBS.
+        let amq = instance_options(Some("ACTIVEMQ"), None, None, None, None, "z").unwrap();
+        assert_eq!(amq.broker_instance_options.len(), 10);
+        assert!(amq
+            .broker_instance_options
+            .iter()
+            .all(|o| !o.host_instance_type.starts_with("mq.m7g.")));
         let first = instance_options(Some("RABBITMQ"), None, None, Some("3"), None, "z").unwrap();
         assert_eq!(first.broker_instance_options.len(), 3);
         let second = instance_options(
@@ -189,12 +203,9 @@ mod tests {
         );
         let one = instance_options(None, Some("mq.m7g.large"), None, None, None, "z").unwrap();
         assert_eq!(one.broker_instance_options.len(), 1);
-        assert!(
-            instance_options(None, Some("mq.m5.large"), None, None, None, "z")
-                .unwrap()
-                .broker_instance_options
-                .is_empty()
-        );
+        // mq.m5.large: ActiveMQ on EFS and EBS, RabbitMQ 3.10 on EBS.
+        let m5 = instance_options(None, Some("mq.m5.large"), None, None, None, "z").unwrap();
+        assert_eq!(m5.broker_instance_options.len(), 3);
         assert_eq!(
             instance_options(None, None, Some("NVME"), None, None, "z")
                 .unwrap_err()

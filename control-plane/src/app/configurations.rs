@@ -1,13 +1,14 @@
 //! Configurations and their revisions. A revision is immutable; UpdateConfiguration adds
-//! the next one after sanitizing it (see `domain::rabbitmq_conf`). Brokers name the
-//! revision they run; a new one is pending on the broker until its next reboot.
+//! the next one after sanitizing it in the engine profile's format
+//! (`domain::rabbitmq_conf`, `domain::activemq_xml`). Brokers name the revision they run;
+//! a new one is pending on the broker until its next reboot.
 
 use base64::Engine as _;
 
 use super::{AppContext, Caller};
 use crate::db::configuration::{ConfigurationRow, RevisionRow};
 use crate::db::model::ConfigurationRef;
-use crate::domain::rabbitmq_conf::{self, DEFAULT_RABBITMQ_CONF};
+use crate::domain::profile::profile;
 use crate::domain::{EngineType, EngineVersion, Tags};
 use crate::error::Error;
 use crate::wire as views;
@@ -24,7 +25,7 @@ pub fn configuration_arn(c: &ConfigurationRow) -> String {
 fn not_found(id: &str) -> Error {
     Error::not_found(
         "configuration-id",
-        format!("Can't find requested configuration [{id}]."),
+        format!("Can't find requested configuration [{id}]. Make sure your configuration exists."),
     )
 }
 
@@ -79,7 +80,7 @@ pub async fn configuration_create(
         .name
         .ok_or_else(|| Error::bad_request("name", "name is required."))?;
     validate_name(&name)?;
-    let engine = EngineType::parse(
+    let engine = EngineType::parse_request(
         &req.engine_type
             .ok_or_else(|| Error::bad_request("engineType", "engineType is required."))?,
     )?;
@@ -108,7 +109,7 @@ pub async fn configuration_create(
         region: caller.scope.region.as_str().to_owned(),
     };
     ctx.store
-        .configuration_create(&row, DEFAULT_RABBITMQ_CONF)
+        .configuration_create(&row, profile(engine).config.default_revision())
         .await?;
     let row = configuration_fetch(ctx, caller, &row.id).await?;
     let rev = latest(ctx, &row).await?;
@@ -189,15 +190,8 @@ pub async fn configuration_update(
     if text.len() > 100 * 1024 {
         return Err(Error::bad_request("data", "data must be at most 100 KiB."));
     }
-    let (sanitized, warnings) = match EngineType::from_db(&row.engine_type)? {
-        EngineType::Rabbitmq => rabbitmq_conf::sanitize(&text)?,
-        EngineType::Activemq => {
-            return Err(Error::bad_request(
-                "data",
-                "ActiveMQ configurations are not available yet.",
-            ))
-        }
-    };
+    let format = profile(EngineType::from_db(&row.engine_type)?).config;
+    let (sanitized, warnings) = format.sanitize(&text)?;
     let description = req.description.unwrap_or_default();
     if description.chars().count() > 1024 {
         return Err(Error::bad_request(
@@ -219,8 +213,9 @@ pub async fn configuration_update(
             .into_iter()
             .take(20)
             .map(|w| views::SanitizationWarning {
-                reason: w.reason.as_wire().to_owned(),
-                element_name: w.key,
+                reason: w.reason.to_owned(),
+                element_name: w.element_name,
+                attribute_name: w.attribute_name,
             })
             .collect(),
     })
@@ -261,7 +256,7 @@ pub async fn revision_describe(
         .ok_or_else(|| {
             Error::not_found(
                 "configuration-revision",
-                format!("Can't find revision {revision} of configuration [{id}]."),
+                format!("Can't find requested revision [{revision}] of configuration [{id}]. Make sure your configuration revision exists."),
             )
         })?;
     Ok(views::DescribeConfigurationRevisionResponse {

@@ -26,6 +26,10 @@ pub struct AppContext {
     pub regions: Regions,
     /// Host put into broker endpoints.
     pub advertised_host: String,
+    /// Which listeners brokers open, so which endpoints DescribeBroker lists.
+    pub listeners: crate::domain::profile::Listeners,
+    /// PEM certificate of the installation CA that signs broker certificates.
+    pub ca_pem: std::sync::Arc<str>,
 }
 
 /// Who is calling: the account and region whose resources they may see.

@@ -18,7 +18,7 @@ enum Resource {
 fn not_found(arn: &str) -> Error {
     Error::not_found(
         "resource-arn",
-        format!("Can't find requested resource [{arn}]."),
+        format!("Can't find requested resource [{arn}]. Make sure your resource exists."),
     )
 }
 

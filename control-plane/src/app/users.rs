@@ -8,6 +8,7 @@
 use super::owned_broker;
 use super::{AppContext, Caller};
 use crate::db::model::{BrokerRow, NewUser, UserRow};
+use crate::domain::profile::profile;
 use crate::domain::{BrokerState, EngineType, Password, Username};
 use crate::error::Error;
 use crate::wire as views;
@@ -16,30 +17,37 @@ use crate::wire as views;
 pub const MAX_USERS: i64 = 250;
 
 fn parse_username(engine: EngineType, name: &str) -> Result<Username, Error> {
-    match engine {
-        EngineType::Rabbitmq => Username::parse_rabbitmq(name, "username"),
-        EngineType::Activemq => Username::parse_activemq(name, "username"),
-    }
+    profile(engine).username(name, "username")
 }
 
 fn check_groups(engine: EngineType, groups: &Option<Vec<String>>) -> Result<(), Error> {
     let Some(groups) = groups else { return Ok(()) };
-    if engine == EngineType::Rabbitmq && !groups.is_empty() {
+    if !profile(engine).users.groups && !groups.is_empty() {
         return Err(Error::bad_request(
             "groups",
-            "Groups are not supported for engine type RABBITMQ.",
+            format!("Groups are not supported for engine type {engine}."),
         ));
     }
+    parse_groups(groups).map(|_| ())
+}
+
+/// At most 20 groups, each named like an ActiveMQ username (2–100 of letters, digits,
+/// `- . _ ~`), no duplicates.
+pub(crate) fn parse_groups(groups: &[String]) -> Result<Vec<String>, Error> {
     if groups.len() > 20 {
         return Err(Error::bad_request(
             "groups",
             "A user can belong to at most 20 groups.",
         ));
     }
+    let mut out: Vec<String> = Vec::with_capacity(groups.len());
     for g in groups {
         Username::parse_activemq(g, "groups")?;
+        if !out.contains(g) {
+            out.push(g.clone());
+        }
     }
-    Ok(())
+    Ok(out)
 }
 
 async fn writable_broker(ctx: &AppContext, caller: &Caller, id: &str) -> Result<BrokerRow, Error> {
@@ -70,7 +78,7 @@ fn check_replication_user(replication_user: Option<bool>) -> Result<(), Error> {
 fn user_not_found(broker: &str, username: &str) -> Error {
     Error::not_found(
         "username",
-        format!("Can't find requested user [{username}] on broker [{broker}]."),
+        format!("Can't find requested user [{username}] on broker [{broker}]. Make sure your user exists."),
     )
 }
 

@@ -130,25 +130,7 @@ impl DataStore {
             .await
             .context_internal("inserting broker user")?;
         }
-        sqlx::query("LOCK TABLE broker_ports IN EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await
-            .context_internal("locking broker_ports")?;
-        let used: Vec<i32> = sqlx::query_scalar("SELECT host_port FROM broker_ports")
-            .fetch_all(&mut *tx)
-            .await
-            .context_internal("reading used ports")?;
-        let chosen = choose_ports(pool, &used.into_iter().collect(), new.ports.len())?;
-        for ((node, protocol), port) in new.ports.iter().zip(chosen) {
-            sqlx::query("INSERT INTO broker_ports (host_port, broker_id, node, protocol) VALUES ($1, $2, $3, $4)")
-                .bind(i32::from(port))
-                .bind(new.id.as_str())
-                .bind(node)
-                .bind(protocol)
-                .execute(&mut *tx)
-                .await
-                .context_internal("inserting broker port")?;
-        }
+        allocate_ports(&mut tx, &new.id, &new.ports, pool).await?;
         tx.commit().await.context_internal("commit broker_create")?;
         let row = self.broker_fetch_unscoped(&new.id).await?.ok_or_else(|| {
             Error::internal(
@@ -591,6 +573,35 @@ impl DataStore {
         .context_internal("listing broker users")
     }
 
+    /// Pins a host port for every (node, protocol) in `wanted` that has none yet (a
+    /// broker created before an engine gained a listener, or a node added later).
+    pub async fn broker_ports_ensure(
+        &self,
+        id: &BrokerId,
+        wanted: &[(i32, &'static str)],
+        pool: &PortPool,
+    ) -> Result<Vec<PortRow>, Error> {
+        let have = self.broker_ports(id).await?;
+        let missing: Vec<(i32, &'static str)> = wanted
+            .iter()
+            .filter(|(n, p)| !have.iter().any(|r| r.node == *n && r.protocol == *p))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return Ok(have);
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context_internal("begin broker_ports_ensure")?;
+        allocate_ports(&mut tx, id, &missing, pool).await?;
+        tx.commit()
+            .await
+            .context_internal("commit broker_ports_ensure")?;
+        self.broker_ports(id).await
+    }
+
     pub async fn broker_ports(&self, id: &BrokerId) -> Result<Vec<PortRow>, Error> {
         sqlx::query_as("SELECT host_port, node, protocol FROM broker_ports WHERE broker_id = $1 ORDER BY node, protocol")
             .bind(id.as_str())
@@ -602,6 +613,39 @@ impl DataStore {
 
 /// Picks `n` distinct ports from the pool that no broker holds and that are free on the
 /// host right now. Starts at a random offset so parallel installations rarely collide.
+/// Pins free host ports for `pairs` of broker `id` inside `tx`, under a table lock so
+/// concurrent allocations never share a port. A pair that already has one is skipped.
+async fn allocate_ports(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &BrokerId,
+    pairs: &[(i32, &'static str)],
+    pool: &PortPool,
+) -> Result<(), Error> {
+    sqlx::query("LOCK TABLE broker_ports IN EXCLUSIVE MODE")
+        .execute(&mut **tx)
+        .await
+        .context_internal("locking broker_ports")?;
+    let used: Vec<i32> = sqlx::query_scalar("SELECT host_port FROM broker_ports")
+        .fetch_all(&mut **tx)
+        .await
+        .context_internal("reading used ports")?;
+    let chosen = choose_ports(pool, &used.into_iter().collect(), pairs.len())?;
+    for ((node, protocol), port) in pairs.iter().zip(chosen) {
+        sqlx::query(
+            "INSERT INTO broker_ports (host_port, broker_id, node, protocol) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (broker_id, node, protocol) DO NOTHING",
+        )
+        .bind(i32::from(port))
+        .bind(id.as_str())
+        .bind(node)
+        .bind(protocol)
+        .execute(&mut **tx)
+        .await
+        .context_internal("inserting broker port")?;
+    }
+    Ok(())
+}
+
 fn choose_ports(pool: &PortPool, used: &HashSet<i32>, n: usize) -> Result<Vec<u16>, Error> {
     let span = u32::from(pool.end - pool.start) + 1;
     let offset = rand::thread_rng().gen_range(0..span);

@@ -8,6 +8,7 @@ pub mod account;
 pub mod broker;
 pub mod configuration;
 pub mod model;
+pub mod tls;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{BrokerId, BrokerState, EngineType, EngineVersion, InstanceType};
+use crate::domain::{
+    BrokerId, BrokerState, DeploymentMode, EngineType, EngineVersion, InstanceType,
+};
 use crate::error::Error;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -68,6 +70,10 @@ impl BrokerRow {
 
     pub fn version(&self) -> Result<EngineVersion, Error> {
         EngineVersion::from_db(self.engine()?, &self.engine_version)
+    }
+
+    pub fn mode(&self) -> Result<DeploymentMode, Error> {
+        DeploymentMode::from_db(&self.deployment_mode)
     }
 
     pub fn instance(&self) -> Result<InstanceType, Error> {

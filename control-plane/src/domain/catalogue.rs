@@ -46,6 +46,13 @@ macro_rules! wire_enum {
                 }
             }
 
+            /// Parses a request value case-insensitively, as Amazon MQ does (its
+            /// Terraform documentation writes `engine_type = "RabbitMQ"`, `storage_type
+            /// = "efs"`); answers are always in upper case.
+            pub fn parse_request(s: &str) -> Result<Self, Error> {
+                Self::parse(&s.to_ascii_uppercase())
+            }
+
             /// Parses a value read back from the database: one we do not know is a
             /// corrupt row, an internal error for that row only (never a panic).
             pub fn from_db(s: &str) -> Result<Self, Error> {
@@ -92,16 +99,61 @@ pub struct EngineVersion {
     pub image: &'static str,
     /// Debian release whose packages it comes from.
     pub debian_suite: &'static str,
+    /// Instance type families it runs on (name prefixes), as on Amazon MQ: RabbitMQ 4
+    /// runs on Graviton (m7g) only, RabbitMQ 3.10 and ActiveMQ on t3.micro and m5.
+    pub families: &'static [&'static str],
 }
 
-/// Versions Berth can run today, newest first per engine.
-pub const ENGINE_VERSIONS: &[EngineVersion] = &[EngineVersion {
-    engine: EngineType::Rabbitmq,
-    name: "4.0",
-    full: "4.0.5",
-    image: "berth/rabbitmq:4.0",
-    debian_suite: "trixie",
-}];
+const M7G: &[&str] = &["mq.m7g."];
+const T3_M5: &[&str] = &["mq.t3.", "mq.m5."];
+
+/// Versions Berth can run today (every version Debian ships), newest first per engine.
+/// Images are built from Debian packages on first use (`images/build.sh`).
+pub const ENGINE_VERSIONS: &[EngineVersion] = &[
+    EngineVersion {
+        engine: EngineType::Activemq,
+        name: "5.17",
+        full: "5.17.6",
+        image: "berth/activemq:5.17",
+        debian_suite: "trixie",
+        families: T3_M5,
+    },
+    EngineVersion {
+        engine: EngineType::Rabbitmq,
+        name: "4.3",
+        full: "4.3.6",
+        image: "berth/rabbitmq:4.3",
+        debian_suite: "forky",
+        families: M7G,
+    },
+    EngineVersion {
+        engine: EngineType::Rabbitmq,
+        name: "4.0",
+        full: "4.0.5",
+        image: "berth/rabbitmq:4.0",
+        debian_suite: "trixie",
+        families: M7G,
+    },
+    EngineVersion {
+        engine: EngineType::Rabbitmq,
+        name: "3.10",
+        full: "3.10.8",
+        image: "berth/rabbitmq:3.10",
+        debian_suite: "bookworm",
+        families: T3_M5,
+    },
+];
+
+impl EngineVersion {
+    /// The engine name and version as `images/build.sh` takes them (`rabbitmq`, `4.0`).
+    pub fn image_args(&self) -> (&'static str, &'static str) {
+        let engine = match self.engine {
+            EngineType::Rabbitmq => "rabbitmq",
+            EngineType::Activemq => "activemq",
+        };
+        (engine, self.name)
+    }
+}
 
 impl EngineVersion {
     /// Resolves a requested version (`None` → the newest for that engine). Accepts the
@@ -241,8 +293,7 @@ pub const INSTANCE_TYPES: &[InstanceType] = &[
 ];
 
 impl InstanceType {
-    /// Looks a type up and checks that it can run `version`. RabbitMQ 4.x runs only on
-    /// m7g, as on Amazon MQ.
+    /// Looks a type up and checks that it can run `version` (its engine and family).
     pub fn resolve(name: &str, version: &EngineVersion) -> Result<Self, Error> {
         let it = INSTANCE_TYPES
             .iter()
@@ -254,17 +305,29 @@ impl InstanceType {
                     format!("Broker instance type {name} is not supported."),
                 )
             })?;
-        let m7g_only = version.engine == EngineType::Rabbitmq && version.name.starts_with("4.");
-        if !it.engines.contains(&version.engine) || (m7g_only && !it.name.starts_with("mq.m7g.")) {
+        if !it.runs(version) {
+            let supported: Vec<&str> = INSTANCE_TYPES
+                .iter()
+                .filter(|t| t.runs(version))
+                .map(|t| t.name)
+                .collect();
             return Err(Error::bad_request(
                 "hostInstanceType",
                 format!(
-                    "Broker instance type {name} is not supported for engine {} {}.",
-                    version.engine, version.name
+                    "Broker instance type {name} is not supported for engine {} {}. Supported values: {}.",
+                    version.engine,
+                    version.name,
+                    supported.join(", ")
                 ),
             ));
         }
         Ok(it)
+    }
+
+    /// Whether this type can run `version` (its engine and instance family).
+    pub fn runs(&self, version: &EngineVersion) -> bool {
+        self.engines.contains(&version.engine)
+            && version.families.iter().any(|f| self.name.starts_with(f))
     }
 
     /// A stored instance type; unknown → a corrupt-row error.
@@ -287,6 +350,15 @@ mod tests {
 
     #[test]
     fn enums_round_trip_and_reject_unknown() {
+        assert_eq!(
+            EngineType::parse_request("RabbitMQ").unwrap(),
+            EngineType::Rabbitmq
+        );
+        assert_eq!(
+            EngineType::parse_request("activemq").unwrap(),
+            EngineType::Activemq
+        );
+        assert!(EngineType::parse("RabbitMQ").is_err());
         for m in DeploymentMode::ALL {
             assert_eq!(DeploymentMode::parse(m.as_wire()).unwrap(), *m);
         }
@@ -297,7 +369,14 @@ mod tests {
     #[test]
     fn rabbitmq_4_runs_only_on_m7g() {
         let v = EngineVersion::resolve(EngineType::Rabbitmq, None).unwrap();
-        assert_eq!(v.name, "4.0");
+        assert_eq!(v.name, "4.3", "omitted → the newest");
+        let old = EngineVersion::resolve(EngineType::Rabbitmq, Some("3.10")).unwrap();
+        assert!(InstanceType::resolve("mq.m5.large", &old).is_ok());
+        assert!(InstanceType::resolve("mq.m7g.large", &old).is_err());
+        let amq = EngineVersion::resolve(EngineType::Activemq, None).unwrap();
+        assert_eq!(amq.name, "5.17");
+        assert!(InstanceType::resolve("mq.t3.micro", &amq).is_ok());
+        assert!(InstanceType::resolve("mq.m7g.medium", &amq).is_err());
         assert!(InstanceType::resolve("mq.m7g.large", &v).is_ok());
         assert!(InstanceType::resolve("mq.m5.large", &v).is_err());
         assert!(InstanceType::resolve("mq.t3.micro", &v).is_err());

@@ -3,11 +3,13 @@
 //! Every value that arrives on the wire is turned into one of these types at the edge
 //! (parse, don't validate); the database and the reconciler only ever see valid values.
 
+pub mod activemq_xml;
 pub mod catalogue;
-pub mod engine;
 pub mod ids;
 pub mod maintenance;
 pub mod names;
+pub mod objects;
+pub mod profile;
 pub mod rabbitmq_conf;
 pub mod state;
 pub mod tags;

@@ -11,6 +11,7 @@ pub mod configurations;
 pub mod docs;
 pub mod error;
 pub mod health;
+pub mod server;
 pub mod sigv4;
 pub mod tags;
 pub mod users;
@@ -18,7 +19,8 @@ pub mod web;
 
 use std::time::Duration;
 
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Request};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -26,7 +28,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use utoipa::OpenApi;
@@ -93,6 +94,39 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     Error::internal("handler panicked", anyhow::anyhow!("panic")).into_response()
 }
 
+/// Longest a request may take from its head to its response.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// 408 `RequestTimeoutException` when the handler runs over [`REQUEST_TIMEOUT`], or when
+/// the request body did not arrive within the server's body timeout
+/// ([`server::BodyDeadline`]), whatever the handler answered to the failed read.
+async fn request_deadlines(req: axum::extract::Request, next: Next) -> Response {
+    answer_within(REQUEST_TIMEOUT, req, next).await
+}
+
+async fn answer_within(limit: Duration, req: axum::extract::Request, next: Next) -> Response {
+    let body = req.extensions().get::<server::BodyDeadline>().cloned();
+    let Ok(resp) = tokio::time::timeout(limit, next.run(req)).await else {
+        return Error::RequestTimeout {
+            message: format!(
+                "The request did not complete within {} ms.",
+                limit.as_millis()
+            ),
+        }
+        .into_response();
+    };
+    match body {
+        Some(body) if body.expired() => Error::RequestTimeout {
+            message: format!(
+                "The request body did not arrive within {} ms.",
+                body.timeout().as_millis()
+            ),
+        }
+        .into_response(),
+        _ => resp,
+    }
+}
+
 async fn not_found() -> Error {
     Error::not_found(
         "path",
@@ -115,11 +149,45 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
+        .layer(axum::middleware::from_fn(request_deadlines))
+        .layer(axum::middleware::from_fn(error::shape_client_errors))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, UuidRequestId))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_slow_handler_gets_a_shaped_408() {
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn(|req, next| {
+                answer_within(Duration::from_millis(20), req, next)
+            }));
+        let req = Request::builder().uri("/slow").body(Body::empty()).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), axum::http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(
+            resp.headers()[error::ERROR_TYPE_HEADER],
+            "RequestTimeoutException"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.contains("20 ms")),
+            "{v}"
+        );
+    }
 }

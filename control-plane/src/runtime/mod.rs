@@ -86,6 +86,9 @@ pub struct ManagedObject {
 pub enum RuntimeError {
     #[error("image {0} is not present; build it with `make images`")]
     ImageMissing(String),
+    /// A missing image could not be built (the reason, without secrets).
+    #[error("building the engine image failed: {0}")]
+    ImageBuild(String),
     #[error("container runtime unavailable: {0}")]
     Unavailable(String),
     #[error("{context}: {message}")]

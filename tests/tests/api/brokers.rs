@@ -41,7 +41,7 @@ async fn create_use_and_delete_a_rabbitmq_broker() {
     assert!(v["brokerInstances"][0]["consoleURL"]
         .as_str()
         .unwrap()
-        .starts_with("http://127.0.0.1:"));
+        .starts_with("https://127.0.0.1:"));
     assert_eq!(v["users"][0]["username"], "app-user");
     assert!(
         !v.to_string().contains(PASSWORD),

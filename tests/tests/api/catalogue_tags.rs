@@ -25,7 +25,10 @@ async fn catalogue_answers_what_berth_can_run() {
         .unwrap();
     assert_eq!(
         v["brokerEngineTypes"],
-        json!([{"engineType": "RABBITMQ", "engineVersions": [{"name": "4.0"}]}])
+        json!([
+            {"engineType": "ACTIVEMQ", "engineVersions": [{"name": "5.17"}]},
+            {"engineType": "RABBITMQ", "engineVersions": [{"name": "4.3"}, {"name": "4.0"}, {"name": "3.10"}]},
+        ])
     );
     let v: Value = app
         .get("/v1/broker-instance-options?engineType=RABBITMQ&hostInstanceType=mq.m7g.large")
@@ -36,7 +39,7 @@ async fn catalogue_answers_what_berth_can_run() {
     let opts = v["brokerInstanceOptions"].as_array().unwrap();
     assert_eq!(opts.len(), 1);
     assert_eq!(opts[0]["storageType"], "EBS");
-    assert_eq!(opts[0]["supportedEngineVersions"], json!(["4.0"]));
+    assert_eq!(opts[0]["supportedEngineVersions"], json!(["4.3", "4.0"]));
     assert_eq!(
         opts[0]["supportedDeploymentModes"],
         json!(["SINGLE_INSTANCE"])

@@ -115,7 +115,7 @@ async fn regions_are_kept_apart() {
     let (_, list) = call(&app, &west, Method::GET, "/v1/configurations", None).await;
     assert_eq!(list["configurations"], json!([]), "{list}");
     let cid = c["id"].as_str().unwrap();
-    let (status, _) = call(
+    let (status, v) = call(
         &app,
         &west,
         Method::GET,
@@ -124,6 +124,10 @@ async fn regions_are_kept_apart() {
     )
     .await;
     assert_eq!(status, 404);
+    assert_eq!(
+        v["message"],
+        format!("Can't find requested configuration [{cid}]. Make sure your configuration exists.")
+    );
 
     // A region this installation does not serve: AWS's 403.
     let resp = in_region(&east, "xx-fake-9")
@@ -210,13 +214,16 @@ async fn tags_vpc_ids_and_names_are_validated_as_amazon_mq_does() {
     )
     .await;
 
-    // Periods and tildes are allowed in names; good VPC ids are kept and described.
+    // Periods and tildes are allowed in names; good VPC ids are kept and described;
+    // engineType is case-insensitive (Terraform writes "RabbitMQ"), answered upper-case.
     let mut body = good.clone();
+    body["engineType"] = json!("RabbitMQ");
     body["subnetIds"] = json!(["subnet-0123456789abcdef0"]);
     body["securityGroups"] = json!(["sg-0123abcd"]);
     let id = app.create_broker(&body).await;
     let (_, d) = app.describe(&id).await;
     assert_eq!(d["brokerName"], "a.b~c_d-1");
+    assert_eq!(d["engineType"], "RABBITMQ");
     assert_eq!(d["subnetIds"], json!(["subnet-0123456789abcdef0"]));
     assert_eq!(d["securityGroups"], json!(["sg-0123abcd"]));
     let arn = d["brokerArn"].as_str().unwrap().to_owned();

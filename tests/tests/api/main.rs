@@ -1,10 +1,12 @@
 //! One integration-test binary (one link step): real Postgres, real Docker, real
 //! RabbitMQ, real AMQP client.
 
+mod activemq;
 mod amqp;
 mod auth;
 mod brokers;
 mod catalogue_tags;
+mod clients;
 mod compat;
 mod configurations;
 mod docs;
@@ -13,4 +15,6 @@ mod lifecycle;
 mod protocols;
 mod reconciler;
 mod restart;
+mod slow_clients;
+mod tls;
 mod validation;

@@ -6,19 +6,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_contract::{AgentSpec, Engine, EngineState, HealthReport};
 use async_trait::async_trait;
-use berth::agent_client::AgentProbe;
+use berth::agent_client::AgentClient;
 use berth::app::brokers::{broker_create, broker_delete};
 use berth::app::{AppContext, Caller, Regions};
 use berth::crypto::SecretBox;
 use berth::db::broker::PortPool;
 use berth::db::DataStore;
-use berth::domain::{engine, AccountId, BrokerId, Region};
+use berth::domain::profile::Listeners;
+use berth::domain::{objects, AccountId, BrokerId, Region};
 use berth::reconcile::broker::ReconcilerConfig;
 use berth::reconcile::{BrokerReconciler, Nudger, StepOutcome};
 use berth::runtime::fake::FakeRuntime;
 use berth::runtime::ContainerRuntime;
-use broker_agent::spec::{AgentSpec, Engine, EngineState, HealthReport};
 use tokio_util::sync::CancellationToken;
 
 use berth_tests::{fresh_database, port_range, rabbitmq_broker, RABBITMQ_IMAGE};
@@ -27,7 +28,7 @@ use berth_tests::{fresh_database, port_range, rabbitmq_broker, RABBITMQ_IMAGE};
 pub struct ReadyAgent;
 
 #[async_trait]
-impl AgentProbe for ReadyAgent {
+impl AgentClient for ReadyAgent {
     async fn put_spec(
         &self,
         base: &str,
@@ -50,6 +51,11 @@ impl AgentProbe for ReadyAgent {
     }
 }
 
+const LISTENERS: Listeners = Listeners {
+    tls: false,
+    plaintext: true,
+};
+
 struct Harness {
     ctx: AppContext,
     caller: Caller,
@@ -61,10 +67,13 @@ async fn harness() -> Harness {
     harness_with(Arc::new(ReadyAgent)).await
 }
 
-async fn harness_with(agent: Arc<dyn AgentProbe>) -> Harness {
+async fn harness_with(agent: Arc<dyn AgentClient>) -> Harness {
     let store = DataStore::connect(&fresh_database().await).await.unwrap();
     let secrets = SecretBox::from_key(&[7; 32]);
     let (start, end) = port_range();
+    let ca = Arc::new(
+        berth::tls::CertificateAuthority::generate("test", std::time::SystemTime::now()).unwrap(),
+    );
     let ctx = AppContext {
         store: store.clone(),
         secrets: secrets.clone(),
@@ -76,6 +85,8 @@ async fn harness_with(agent: Arc<dyn AgentProbe>) -> Harness {
         nudger: Nudger::default(),
         regions: Regions::aws_commercial(),
         advertised_host: "127.0.0.1".into(),
+        listeners: LISTENERS,
+        ca_pem: ca.cert_pem().into(),
     };
     let caller = Caller::new(
         AccountId::parse("000000000000").unwrap(),
@@ -95,6 +106,12 @@ async fn harness_with(agent: Arc<dyn AgentProbe>) -> Harness {
             poll: Duration::from_millis(10),
             host_cpus: 2,
             host_memory_bytes: 8 << 30,
+            listeners: LISTENERS,
+            ports: ctx.ports.clone(),
+            advertised_host: "127.0.0.1".into(),
+            ca,
+            renew_before: berth::tls::DEFAULT_RENEW_BEFORE,
+            images: None,
         },
         CancellationToken::new(),
     );
@@ -162,7 +179,7 @@ async fn a_failure_at_any_step_heals_on_the_next_pass() {
             "after failing {op}"
         );
         assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
-        let name = engine::container_name(&id, 0);
+        let name = objects::container_name(&id, 0);
         assert!(
             h.runtime
                 .container_status(&name)
@@ -185,14 +202,26 @@ async fn container_gets_limits_ports_labels_and_a_secret_spec_file() {
     h.rec.step(&id).await.unwrap();
     let spec = h
         .runtime
-        .container_spec(&engine::container_name(&id, 0))
+        .container_spec(&objects::container_name(&id, 0))
         .unwrap();
     assert_eq!(spec.memory_bytes, 4 << 30); // mq.m7g.medium: 4 GiB
     assert_eq!(spec.nano_cpus, 1_000_000_000); // 1 vCPU
     assert_eq!(spec.image, RABBITMQ_IMAGE);
     assert_eq!(spec.labels["berth.broker-id"], id.as_str());
     let ports = h.ctx.store.broker_ports(&id).await.unwrap();
-    assert_eq!(spec.ports.len(), ports.len());
+    // Every listener has a pinned port; only those of the installation's listeners
+    // (here plaintext) are published, the agent's always.
+    let profile = berth::domain::profile::profile(berth::domain::EngineType::Rabbitmq);
+    assert_eq!(ports.len(), profile.node_ports().len());
+    let published: Vec<u16> = spec.ports.iter().map(|(c, _)| *c).collect();
+    let expected: Vec<u16> = profile
+        .published_ports(LISTENERS)
+        .iter()
+        .map(|(_, c)| *c)
+        .collect();
+    assert_eq!(published, expected);
+    assert!(published.contains(&5672) && !published.contains(&5671));
+    assert!(published.contains(&agent_contract::AGENT_PORT));
     for (cport, hport) in &spec.ports {
         assert!(
             ports.iter().any(|p| p.host_port == i32::from(*hport)),
@@ -200,9 +229,9 @@ async fn container_gets_limits_ports_labels_and_a_secret_spec_file() {
         );
     }
     let file = &spec.files[0];
-    assert_eq!(file.path, broker_agent::spec::SPEC_PATH);
+    assert_eq!(file.path, agent_contract::SPEC_PATH);
     assert_eq!(file.mode, 0o600);
-    let agent_spec: broker_agent::spec::AgentSpec = serde_json::from_slice(&file.contents).unwrap();
+    let agent_spec: agent_contract::AgentSpec = serde_json::from_slice(&file.contents).unwrap();
     assert_eq!(agent_spec.users[0].username, "admin-user");
     assert_eq!(agent_spec.users[0].password, "s3cret-Passw0rd-x");
     // The database holds no clear-text password.
@@ -220,7 +249,7 @@ async fn a_stopped_container_of_a_running_broker_is_started_again() {
     let h = harness().await;
     let id = h.create("drift").await;
     h.rec.step(&id).await.unwrap();
-    let name = engine::container_name(&id, 0);
+    let name = objects::container_name(&id, 0);
     h.runtime.kill(&name);
     h.rec.step(&id).await.unwrap();
     assert!(
@@ -265,13 +294,13 @@ async fn garbage_collection_removes_only_orphans_of_this_installation() {
     h.rec.collect_garbage().await.unwrap();
     assert!(h
         .runtime
-        .container_status(&engine::container_name(&keep, 0))
+        .container_status(&objects::container_name(&keep, 0))
         .await
         .unwrap()
         .is_some());
     assert!(h
         .runtime
-        .container_status(&engine::container_name(&orphan, 0))
+        .container_status(&objects::container_name(&orphan, 0))
         .await
         .unwrap()
         .is_none());
@@ -283,7 +312,7 @@ async fn reboot_applies_pending_instance_type_by_recreating_the_container_once()
     let h = harness().await;
     let id = h.create("resize").await;
     h.rec.step(&id).await.unwrap();
-    let name = engine::container_name(&id, 0);
+    let name = objects::container_name(&id, 0);
     let before = h
         .runtime
         .container_status(&name)
@@ -450,27 +479,34 @@ async fn the_maintenance_window_applies_pending_changes_once() {
     );
 }
 
-/// An agent whose engine can be switched between ready and starting.
+/// An agent whose engine reports what the test sets (Ready by default), with an error.
 #[derive(Default)]
-struct SwitchableAgent {
-    down: std::sync::atomic::AtomicBool,
+struct ScriptedAgent {
+    report: std::sync::Mutex<Option<(EngineState, Option<String>)>>,
+}
+
+impl ScriptedAgent {
+    fn set(&self, state: EngineState, last_error: Option<&str>) {
+        *self.report.lock().unwrap() = Some((state, last_error.map(str::to_owned)));
+    }
 }
 
 #[async_trait]
-impl AgentProbe for SwitchableAgent {
+impl AgentClient for ScriptedAgent {
     async fn put_spec(
         &self,
         base: &str,
         token: &str,
-        _spec: &AgentSpec,
+        _: &AgentSpec,
     ) -> anyhow::Result<HealthReport> {
         self.health(base, token).await
     }
 
     async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
         let mut report = ReadyAgent.health(base, token).await?;
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            report.state = EngineState::Restarting;
+        if let Some((state, error)) = self.report.lock().unwrap().clone() {
+            report.state = state;
+            report.last_error = error;
         }
         Ok(report)
     }
@@ -478,12 +514,12 @@ impl AgentProbe for SwitchableAgent {
 
 #[tokio::test]
 async fn an_unhealthy_engine_makes_the_broker_critical_until_it_recovers() {
-    let agent = Arc::new(SwitchableAgent::default());
+    let agent = Arc::new(ScriptedAgent::default());
     let h = harness_with(agent.clone()).await;
     let id = h.create("health").await;
     h.rec.step(&id).await.unwrap();
     assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
-    agent.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    agent.set(EngineState::Restarting, None);
     h.rec.step(&id).await.unwrap();
     // (The harness allows zero seconds of ill health.)
     h.rec.step(&id).await.unwrap();
@@ -498,7 +534,7 @@ async fn an_unhealthy_engine_makes_the_broker_critical_until_it_recovers() {
         view.actions_required[0].action_required_code,
         "BROKER_UNHEALTHY"
     );
-    agent.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    agent.set(EngineState::Ready, None);
     h.rec.step(&id).await.unwrap();
     assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
 }
@@ -553,4 +589,187 @@ async fn a_corrupt_row_is_an_error_for_that_broker_only() {
     assert_eq!(h.rec.step(&good).await.unwrap(), StepOutcome::Stable);
     assert_eq!(h.rec.step(&bad).await.unwrap(), StepOutcome::Stable);
     assert_eq!(h.state(&bad).await.as_deref(), Some("RUNNING"));
+}
+
+/// Ready, and remembers every spec pushed to it.
+#[derive(Default)]
+struct RecordingAgent {
+    pushed: std::sync::Mutex<Vec<AgentSpec>>,
+}
+
+#[async_trait]
+impl AgentClient for RecordingAgent {
+    async fn put_spec(
+        &self,
+        base: &str,
+        token: &str,
+        spec: &AgentSpec,
+    ) -> anyhow::Result<HealthReport> {
+        self.pushed.lock().unwrap().push(spec.clone());
+        ReadyAgent.health(base, token).await
+    }
+
+    async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
+        ReadyAgent.health(base, token).await
+    }
+}
+
+#[tokio::test]
+async fn tls_brokers_get_a_certificate_renewed_and_pushed_when_due() {
+    let h = harness().await;
+    let ca = Arc::new(
+        berth::tls::CertificateAuthority::generate("tls-test", std::time::SystemTime::now())
+            .unwrap(),
+    );
+    let agent = Arc::new(RecordingAgent::default());
+    let installation = h.ctx.store.installation_id().await.unwrap();
+    let reconciler = |renew_before: Duration| {
+        BrokerReconciler::new(
+            h.ctx.store.clone(),
+            h.runtime.clone(),
+            agent.clone(),
+            SecretBox::from_key(&[7; 32]),
+            installation.clone(),
+            ReconcilerConfig {
+                publish_host: "127.0.0.1".into(),
+                create_timeout: Duration::from_secs(300),
+                unhealthy_after: Duration::from_secs(60),
+                poll: Duration::from_millis(10),
+                host_cpus: 2,
+                host_memory_bytes: 8 << 30,
+                listeners: Listeners {
+                    tls: true,
+                    plaintext: false,
+                },
+                ports: h.ctx.ports.clone(),
+                advertised_host: "127.0.0.1".into(),
+                ca: ca.clone(),
+                renew_before,
+                images: None,
+            },
+            CancellationToken::new(),
+        )
+    };
+    let month = Duration::from_secs(30 * 86400);
+    let rec = reconciler(month);
+    let id = h.create("tls").await;
+    assert_eq!(rec.step(&id).await.unwrap(), StepOutcome::Stable);
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+
+    // The node got TLS material signed by the CA for the advertised host, and only the
+    // TLS listeners are published.
+    let name = objects::container_name(&id, 0);
+    let spec = h.runtime.container_spec(&name).unwrap();
+    let agent_spec: AgentSpec = serde_json::from_slice(&spec.files[0].contents).unwrap();
+    assert!(!agent_spec.plaintext);
+    let tls = agent_spec.tls.expect("TLS material");
+    assert_eq!(tls.ca_pem, ca.cert_pem());
+    assert!(tls.key_pem.contains("PRIVATE KEY"));
+    let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned(), name.clone()];
+    let now = std::time::SystemTime::now();
+    assert!(ca
+        .needs_reissue(&tls.cert_pem, &hosts, now, month)
+        .unwrap()
+        .is_none());
+    let published: Vec<u16> = spec.ports.iter().map(|(c, _)| *c).collect();
+    assert!(
+        published.contains(&5671) && !published.contains(&5672),
+        "{published:?}"
+    );
+    // The key is sealed at rest.
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT key_enc FROM broker_certificates WHERE broker_id = $1")
+            .bind(id.as_str())
+            .fetch_one(h.ctx.store.pool())
+            .await
+            .unwrap();
+    assert!(!sealed.windows(11).any(|w| w == b"PRIVATE KEY"));
+
+    // Not due: a pass changes nothing and pushes nothing.
+    rec.step(&id).await.unwrap();
+    assert!(agent.pushed.lock().unwrap().is_empty());
+
+    // Due (a renewal window longer than the certificate's life): a new certificate is
+    // issued and pushed to the running node, without recreating the container.
+    let created = h
+        .runtime
+        .container_status(&name)
+        .await
+        .unwrap()
+        .unwrap()
+        .created;
+    reconciler(Duration::from_secs(365 * 86400))
+        .step(&id)
+        .await
+        .unwrap();
+    let pushed = agent.pushed.lock().unwrap().clone();
+    assert_eq!(pushed.len(), 1);
+    let renewed = pushed[0].tls.clone().unwrap();
+    assert_ne!(renewed.cert_pem, tls.cert_pem);
+    assert!(ca
+        .needs_reissue(&renewed.cert_pem, &hosts, now, month)
+        .unwrap()
+        .is_none());
+    let stored: String =
+        sqlx::query_scalar("SELECT cert_pem FROM broker_certificates WHERE broker_id = $1")
+            .bind(id.as_str())
+            .fetch_one(h.ctx.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored, renewed.cert_pem);
+    assert_eq!(
+        h.runtime
+            .container_status(&name)
+            .await
+            .unwrap()
+            .unwrap()
+            .created,
+        created
+    );
+}
+
+#[tokio::test]
+async fn an_engine_that_fails_after_a_reboot_says_why_and_a_second_reboot_recovers() {
+    let agent = Arc::new(ScriptedAgent::default());
+    let failing = || {
+        agent.set(
+            EngineState::Failed,
+            Some("BeanCreationException: bad policyEntry"),
+        )
+    };
+    let h = harness_with(agent.clone()).await;
+    let id = h.create("bad-config").await;
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+
+    // Rebooted into a revision the engine rejects: CRITICAL at once, with the reason.
+    failing();
+    berth::app::brokers::broker_reboot(&h.ctx, &h.caller, id.as_str())
+        .await
+        .unwrap();
+    h.rec.step(&id).await.unwrap();
+    let row = h.row(&id).await;
+    assert_eq!(row.state, "CRITICAL_ACTION_REQUIRED");
+    let reason = row.state_reason.unwrap();
+    assert!(reason.contains("bad policyEntry"), "{reason}");
+    assert!(
+        reason.contains("previous configuration revision"),
+        "{reason}"
+    );
+
+    // The operator reboots (with the previous revision): RUNNING again.
+    agent.set(EngineState::Ready, None);
+    berth::app::brokers::broker_reboot(&h.ctx, &h.caller, id.as_str())
+        .await
+        .unwrap();
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+
+    // At creation, the reason is the creation failure's.
+    failing();
+    let other = h.create("bad-at-birth").await;
+    h.rec.step(&other).await.unwrap();
+    let row = h.row(&other).await;
+    assert_eq!(row.state, "CREATION_FAILED");
+    assert!(row.state_reason.unwrap().contains("bad policyEntry"));
 }

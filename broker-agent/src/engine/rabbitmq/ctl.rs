@@ -26,12 +26,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
+use agent_contract::{AgentSpec, EngineSpec};
+
+pub use crate::engine::INTERNAL_USER_PREFIX;
 use crate::fsutil::{self, Owner};
 use crate::reaper::{run_captured, Captured, Reaper, RunError};
-use crate::spec::AgentSpec;
 
-/// Users whose name starts with this are managed by Berth itself and never deleted.
-pub const INTERNAL_USER_PREFIX: &str = "berth-internal-";
+/// Name used for the bootstrap user when the first spec user cannot be written into
+/// rabbitmq.conf; it is deleted by the first reconciliation.
+pub const BOOTSTRAP_USER: &str = "berth-bootstrap";
 
 /// RabbitMQ user tag marking users that came from the spec (and may be removed with it).
 pub const MANAGED_TAG: &str = "berth-managed";
@@ -182,6 +185,21 @@ impl RabbitCtl {
         result.map(|_| ())
     }
 
+    /// `eval 'ssl:clear_pem_cache().'`: the node forgets the PEM files it read, so the
+    /// next TLS handshake of every listener reads them again.
+    pub async fn clear_pem_cache(&self) -> Result<(), CtlError> {
+        let out = self
+            .run(&["eval", "ssl:clear_pem_cache()."], None, &[])
+            .await?;
+        if out.trim() != "ok" {
+            return Err(CtlError::BadOutput {
+                command: "eval ssl:clear_pem_cache()".into(),
+                detail: truncate(out.trim(), 200),
+            });
+        }
+        Ok(())
+    }
+
     /// `set_vm_memory_high_watermark`: absolute bytes, or a fraction of total memory.
     pub async fn set_watermark(
         &self,
@@ -258,9 +276,7 @@ pub fn users_to_delete(existing: &[ExistingUser], spec: &AgentSpec) -> Vec<Strin
         .filter(|u| !u.name.starts_with(INTERNAL_USER_PREFIX))
         .filter(|u| !spec.users.iter().any(|s| s.username == u.name))
         .filter(|u| {
-            u.name == "guest"
-                || u.name == crate::rabbitmq::BOOTSTRAP_USER
-                || u.tags.iter().any(|t| t == MANAGED_TAG)
+            u.name == "guest" || u.name == BOOTSTRAP_USER || u.tags.iter().any(|t| t == MANAGED_TAG)
         })
         .map(|u| u.name.clone())
         .collect()
@@ -276,8 +292,8 @@ pub fn parse_list_users(out: &str) -> Result<Vec<ExistingUser>, String> {
 pub fn secrets_of(spec: &AgentSpec) -> Vec<String> {
     let mut s: Vec<String> = spec.users.iter().map(|u| u.password.clone()).collect();
     s.push(spec.agent_token.clone());
-    if let Some(c) = &spec.erlang_cookie {
-        s.push(c.clone());
+    if let EngineSpec::Rabbitmq(r) = &spec.engine {
+        s.push(r.erlang_cookie.clone());
     }
     s
 }
@@ -307,8 +323,8 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::EngineUser;
-    use crate::specfile::tests::sample_spec;
+    use crate::testutil::sample_spec;
+    use agent_contract::EngineUser;
 
     fn two_users() -> AgentSpec {
         let mut spec = sample_spec();
@@ -316,6 +332,8 @@ mod tests {
             username: "app".into(),
             password: "app-pass-123456".into(),
             admin: false,
+            console_access: false,
+            groups: vec![],
         });
         spec
     }

@@ -1,33 +1,23 @@
-//! Readiness: is the engine really serving its protocol?
+//! RabbitMQ readiness: is the node really serving AMQP?
 //!
 //! A TCP connect is not enough (a listener may accept before the broker is usable, and
 //! in Docker the userland proxy accepts on published ports long before the engine
-//! listens). For RabbitMQ the agent speaks the first step of AMQP 0-9-1: it sends the
-//! protocol header and expects a method frame on channel 0 carrying Connection.Start.
+//! listens). The agent speaks the first step of AMQP 0-9-1: it sends the protocol header
+//! and expects a method frame on channel 0 carrying Connection.Start.
 //!
-//! [`monitor`] turns probe results into state: while Starting/Restarting it probes every
-//! 250 ms and, once the engine answers, reconciles users before reporting Ready; while
-//! Ready it runs the driver's cheaper *liveness* check every 5 s (flipping back to
-//! Starting if the engine stops answering), retries a pending user reconciliation and
-//! follows live changes of the memory limit.
-//!
-//! Why a different check while Ready: RabbitMQ logs a warning ("client unexpectedly
-//! closed TCP connection") for every connection that sends the protocol header and goes
-//! away, which every 5 s would bury the tenant's log. A connection closed before sending
-//! anything is logged at debug level only, and an HTTP request to an unknown path of
-//! the Prometheus listener is answered (404) by the Erlang VM without any log, so
-//! together they show that the AMQP listener is open and the VM is responsive.
+//! The liveness check run every few seconds while Ready is different: RabbitMQ logs a
+//! warning ("client unexpectedly closed TCP connection") for every connection that
+//! sends the protocol header and goes away, which every 5 s would bury the tenant's
+//! log. A connection closed before sending anything is logged at debug level only, and
+//! an HTTP request to an unknown path of the Prometheus listener is answered (404) by
+//! the Erlang VM without any log, so together they show that the AMQP listener is open
+//! and the VM is responsive.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
-
-use crate::agent::Agent;
-use crate::spec::EngineState;
 
 /// The AMQP 0-9-1 protocol header.
 pub const AMQP_091_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -131,91 +121,6 @@ pub fn is_connection_start(buf: &[u8; 11]) -> bool {
     let class = u16::from_be_bytes([buf[7], buf[8]]);
     let method = u16::from_be_bytes([buf[9], buf[10]]);
     frame_type == 1 && channel == 0 && class == 10 && method == 10
-}
-
-/// Cadence of [`monitor`].
-#[derive(Debug, Clone, Copy)]
-pub struct MonitorConfig {
-    /// Probe interval while Starting/Restarting.
-    pub poll: Duration,
-    /// Probe interval while Ready.
-    pub ready: Duration,
-    /// Pause after a failed user reconciliation.
-    pub retry_after_error: Duration,
-}
-
-impl Default for MonitorConfig {
-    fn default() -> Self {
-        MonitorConfig {
-            poll: Duration::from_millis(250),
-            ready: Duration::from_secs(5),
-            retry_after_error: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Drive Starting/Restarting → Ready → … until `shutdown`. See the module docs.
-pub async fn monitor(
-    agent: Arc<Agent>,
-    config: MonitorConfig,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let delay = step(&agent, &config).await;
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// One monitor step; returns how long to wait before the next.
-async fn step(agent: &Agent, config: &MonitorConfig) -> Duration {
-    let (state, generation) = agent.state.phase();
-    match state {
-        EngineState::Starting | EngineState::Restarting => {
-            if agent.driver.probe().await.is_err() {
-                return config.poll;
-            }
-            let reconciled = if agent.users_dirty() {
-                agent.reconcile_users().await
-            } else {
-                Ok(())
-            };
-            if let Err(e) = reconciled {
-                let msg = format!("engine answers but user reconciliation failed: {e:#}");
-                tracing::warn!("{msg}");
-                agent.state.set_last_error(msg);
-                return config.retry_after_error;
-            }
-            if let Some(took) = agent.state.mark_ready(generation) {
-                tracing::info!(
-                    secs = format!("{:.2}", took.as_secs_f64()),
-                    "engine ready (protocol answers, users reconciled)"
-                );
-            }
-            config.ready
-        }
-        EngineState::Ready => {
-            if let Err(e) = agent.driver.liveness().await {
-                let msg = format!("engine stopped answering: {e}");
-                if agent.state.mark_unready(generation, msg.clone()) {
-                    tracing::warn!("{msg}");
-                }
-                return config.poll;
-            }
-            if agent.users_dirty() {
-                if let Err(e) = agent.reconcile_users().await {
-                    let msg = format!("user reconciliation failed: {e:#}");
-                    tracing::warn!("{msg}");
-                    agent.state.set_last_error(msg);
-                }
-            }
-            agent.follow_memory_limit().await;
-            config.ready
-        }
-        EngineState::Stopping | EngineState::Failed => config.poll,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,197 @@
+//! The seam between the generic machinery (supervision, readiness, API) and an engine
+//! family.
+//!
+//! An [`EngineDriver`] renders the engine's files before every start and returns the
+//! process to run ([`EngineDriver::prepare`]), tells whether the engine really serves
+//! its protocol ([`EngineDriver::probe`], [`EngineDriver::liveness`]), applies users and
+//! memory limits to a running engine, and may run helpers next to it
+//! ([`EngineDriver::start_sidecars`], e.g. ActiveMQ's WebSocket bridge), takes a renewed
+//! certificate ([`EngineDriver::apply_tls`]) and explains, from the engine's own output,
+//! why it stopped ([`EngineDriver::diagnose_exit`], see [`diagnosis`]).
+//! [`driver_for`] picks the implementation from the spec's engine part. The generic
+//! modules know only this trait; tests implement it with fakes.
+//!
+//! Listener rule shared by both drivers: the TLS listeners (ports in
+//! [`agent_contract::ports`]) exist when the spec carries TLS material; the plaintext
+//! listeners bind every interface when `spec.plaintext`, and otherwise only the
+//! loopback interface, where the agent's own probes and the WebSocket bridge reach them
+//! but nothing outside the container can (Docker forwards published ports to the
+//! container's own address, not to 127.0.0.1).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use agent_contract::{AgentSpec, Engine, EngineSpec, TlsMaterial};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::supervisor::ProcessSpec;
+
+pub mod activemq;
+pub mod diagnosis;
+pub mod rabbitmq;
+
+pub use diagnosis::Diagnosis;
+
+/// A boxed, sendable future (keeps [`EngineDriver`] object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Users whose name starts with this are Berth's own (probes, bootstrap) and never come
+/// from, nor are removed because of, the spec.
+pub const INTERNAL_USER_PREFIX: &str = "berth-internal-";
+
+/// Result of [`EngineDriver::prepare`].
+#[derive(Debug)]
+pub struct Prepared {
+    pub process: ProcessSpec,
+    /// The memory limit the config was rendered for.
+    pub memory_limit: Option<u64>,
+    /// The engine will have exactly the spec's users at this start by itself (a virgin
+    /// RabbitMQ node bootstrapped from its config, ActiveMQ's JAAS files), so no
+    /// reconciliation is needed before reporting Ready.
+    pub users_settled: bool,
+}
+
+/// How a change was taken by the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveChange {
+    /// The running engine uses it now.
+    Applied,
+    /// The running engine cannot change it; the next start renders it (e.g. a JVM heap).
+    /// For a renewed certificate the agent makes that start happen at once (a controlled
+    /// restart of the engine process, see [`crate::context`]).
+    AtNextStart,
+}
+
+/// A TLS listener of the engine (or of a sidecar), checked after a renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsEndpoint {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+}
+
+/// Engine-specific operations. See the module docs.
+pub trait EngineDriver: Send + Sync + 'static {
+    /// Which engine this drives.
+    fn engine(&self) -> Engine;
+    /// Write the engine's files for `spec`; return the process to run. Called before
+    /// every (re)start.
+    fn prepare(&self, spec: &AgentSpec) -> anyhow::Result<Prepared>;
+    /// Protocol-level readiness check (a real handshake or login, not an open port).
+    fn probe(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Cheaper, log-quiet check run every few seconds while Ready; defaults to [`probe`].
+    ///
+    /// [`probe`]: EngineDriver::probe
+    fn liveness(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.probe()
+    }
+    /// Make the running engine's users match `spec.users`.
+    fn reconcile_users<'a>(&'a self, spec: &'a AgentSpec) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// The container memory limit (None = unlimited) or the spec's memory tuning changed:
+    /// apply it to the running engine if it can be.
+    fn apply_memory_limit<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+        limit: Option<u64>,
+    ) -> BoxFuture<'a, anyhow::Result<LiveChange>>;
+    /// The spec's certificate was renewed (`spec.tls`, replacing `previous`): write the
+    /// engine's files for it (same paths, modes and owners as at start) and make the
+    /// running engine and sidecars use it if they can (`Applied`; the agent then checks
+    /// [`tls_endpoints`](EngineDriver::tls_endpoints) and restarts the engine if one
+    /// still serves the old certificate), or say that it takes an engine start
+    /// (`AtNextStart`: the agent restarts the engine in place at once).
+    fn apply_tls<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+        previous: &'a TlsMaterial,
+    ) -> BoxFuture<'a, anyhow::Result<LiveChange>>;
+    /// The TLS listeners that must serve `spec.tls`'s certificate (empty without TLS).
+    fn tls_endpoints(&self, spec: &AgentSpec) -> Vec<TlsEndpoint>;
+    /// Read the engine's last output lines (of a run that just ended) for the reason it
+    /// stopped. The default takes the last lines and never calls it deterministic.
+    fn diagnose_exit(&self, output: &[String]) -> Diagnosis {
+        diagnosis::generic(output)
+    }
+    /// Secrets of the driver's own (not in the spec) that must never appear in a
+    /// report, e.g. the keystore password.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The container's memory limit right now.
+    fn current_memory_limit(&self) -> Option<u64> {
+        crate::cgroup::read_memory_limit()
+    }
+    /// Bind and start helpers that run next to the engine until `shutdown` turns true.
+    /// Called once, before the engine first starts; an error (e.g. a port in use) stops
+    /// the agent.
+    fn start_sidecars(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<JoinHandle<()>>>> {
+        let _ = shutdown;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// The driver for `spec.engine`.
+pub fn driver_for(spec: &AgentSpec) -> anyhow::Result<Arc<dyn EngineDriver>> {
+    Ok(match &spec.engine {
+        EngineSpec::Rabbitmq(_) => Arc::new(rabbitmq::RabbitDriver::new(
+            rabbitmq::RabbitPaths::default(),
+            spec,
+        )?),
+        EngineSpec::Activemq(_) => Arc::new(activemq::ActivemqDriver::new(
+            activemq::AmqPaths::default(),
+            spec,
+        )?),
+    })
+}
+
+/// What a running broker's spec may not change: the engine, and the engine-specific
+/// identity (RabbitMQ's Erlang cookie, ActiveMQ's broker name). `Some(reason)` if `new`
+/// changes one of them.
+pub fn immutable_change(current: &EngineSpec, new: &EngineSpec) -> Option<&'static str> {
+    match (current, new) {
+        (EngineSpec::Rabbitmq(a), EngineSpec::Rabbitmq(b)) => (a.erlang_cookie != b.erlang_cookie)
+            .then_some("erlang_cookie cannot be changed on a running broker"),
+        (EngineSpec::Activemq(a), EngineSpec::Activemq(b)) => (a.broker_name != b.broker_name)
+            .then_some("broker_name cannot be changed on a running broker"),
+        _ => Some("engine cannot be changed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{sample_activemq_spec, sample_spec};
+
+    #[test]
+    fn identity_changes_are_refused() {
+        let rabbit = sample_spec().engine;
+        let amq = sample_activemq_spec().engine;
+        assert_eq!(immutable_change(&rabbit, &rabbit), None);
+        assert_eq!(immutable_change(&amq, &amq), None);
+        assert!(immutable_change(&rabbit, &amq).unwrap().contains("engine"));
+        let mut other = rabbit.clone();
+        if let EngineSpec::Rabbitmq(r) = &mut other {
+            r.erlang_cookie = "OTHER".into();
+        }
+        assert!(immutable_change(&rabbit, &other)
+            .unwrap()
+            .contains("cookie"));
+        let mut tuned = rabbit.clone();
+        if let EngineSpec::Rabbitmq(r) = &mut tuned {
+            r.memory_high_watermark = Some(0.5);
+        }
+        assert_eq!(immutable_change(&rabbit, &tuned), None);
+        let mut renamed = amq.clone();
+        if let EngineSpec::Activemq(a) = &mut renamed {
+            a.broker_name = "other".into();
+        }
+        assert!(immutable_change(&amq, &renamed)
+            .unwrap()
+            .contains("broker_name"));
+    }
+}

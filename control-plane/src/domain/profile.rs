@@ -1,0 +1,443 @@
+//! Engine profiles: everything that differs between engines, as data.
+//!
+//! The catalogue, the app layer and the reconciler consult [`profile`] instead of
+//! matching on the engine: a new engine is one more [`EngineProfile`] here (and one
+//! agent module), not an `if` in forty places. What a profile says:
+//! - which endpoints a node serves (container port, protocol name for the pinned host
+//!   port, URL scheme and path, TLS or plaintext), in Amazon MQ's order, and its console;
+//! - where the engine keeps its data inside the container;
+//! - deployment modes and how many nodes each takes, storage types;
+//! - the user rules (username syntax, groups, how many users CreateBroker takes, whether
+//!   the first user is the administrator);
+//! - the configuration format (default revision and sanitizer).
+
+use agent_contract::ports;
+
+use super::{DeploymentMode, EngineType, StorageType, Username};
+use crate::error::Error;
+
+/// A port an engine node serves to clients (or to Berth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Stored in `broker_ports.protocol`: one pinned host port per node and protocol.
+    pub protocol: &'static str,
+    pub container_port: u16,
+    /// URL scheme in `brokerInstances[].endpoints`.
+    pub scheme: &'static str,
+    /// Path suffix of the endpoint URL (web sockets).
+    pub path: &'static str,
+    /// TLS listener (listed by Amazon MQ) or plaintext (local development only).
+    pub tls: bool,
+}
+
+/// The engine's web console, if its Debian package ships one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Console {
+    pub plaintext: Endpoint,
+    pub tls: Endpoint,
+}
+
+/// The configuration language of an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// `rabbitmq.conf` (Cuttlefish) lines.
+    RabbitmqConf,
+    /// An `activemq.xml` `<broker>` document.
+    ActivemqXml,
+}
+
+/// One sanitization warning, whatever the configuration format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// `DISALLOWED_ELEMENT_REMOVED`, `DISALLOWED_ATTRIBUTE_REMOVED` or
+    /// `INVALID_ATTRIBUTE_VALUE_REMOVED`.
+    pub reason: &'static str,
+    /// The element (XML) or key (rabbitmq.conf) concerned.
+    pub element_name: String,
+    pub attribute_name: Option<String>,
+}
+
+impl ConfigFormat {
+    /// Revision 1 of every new configuration of this format.
+    pub fn default_revision(self) -> &'static str {
+        match self {
+            Self::RabbitmqConf => super::rabbitmq_conf::DEFAULT_RABBITMQ_CONF,
+            Self::ActivemqXml => super::activemq_xml::DEFAULT_ACTIVEMQ_XML,
+        }
+    }
+
+    /// Removes what a tenant may not set, with Amazon MQ's warnings; input that is not
+    /// this format at all is a 400.
+    pub fn sanitize(self, text: &str) -> Result<(String, Vec<ConfigWarning>), Error> {
+        Ok(match self {
+            Self::RabbitmqConf => {
+                let (out, warnings) = super::rabbitmq_conf::sanitize(text)?;
+                let warnings = warnings
+                    .into_iter()
+                    .map(|w| ConfigWarning {
+                        reason: w.reason.as_wire(),
+                        element_name: w.key,
+                        attribute_name: None,
+                    })
+                    .collect();
+                (out, warnings)
+            }
+            Self::ActivemqXml => {
+                let (out, warnings) = super::activemq_xml::sanitize(text)?;
+                let warnings = warnings
+                    .into_iter()
+                    .map(|w| ConfigWarning {
+                        reason: w.reason.as_wire(),
+                        element_name: w.element_name,
+                        attribute_name: w.attribute_name,
+                    })
+                    .collect();
+                (out, warnings)
+            }
+        })
+    }
+}
+
+/// How many users CreateBroker takes, and what the first one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserRules {
+    pub min_at_create: usize,
+    pub max_at_create: usize,
+    /// Users may carry `groups` (ActiveMQ authorization).
+    pub groups: bool,
+    /// The first user is the broker's administrator (RabbitMQ's single user).
+    pub first_is_admin: bool,
+    /// Users are managed through the Amazon MQ user API after creation.
+    pub managed_by_api: bool,
+}
+
+/// Everything engine-specific the control plane needs.
+#[derive(Debug)]
+pub struct EngineProfile {
+    pub engine: EngineType,
+    /// Client endpoints in the order DescribeBroker lists them.
+    pub endpoints: &'static [Endpoint],
+    pub console: Option<Console>,
+    /// Mount point of the node's data volume.
+    pub data_dir: &'static str,
+    /// Deployment modes Berth runs today for this engine.
+    pub modes: &'static [DeploymentMode],
+    /// Deployment modes Amazon MQ has for this engine (others are refused as invalid).
+    pub amazon_mq_modes: &'static [DeploymentMode],
+    pub storage: &'static [StorageType],
+    pub default_storage: StorageType,
+    pub users: UserRules,
+    pub config: ConfigFormat,
+    /// Amazon MQ offers audit logs for this engine.
+    pub audit_logs: bool,
+}
+
+/// Protocol name of the agent's API port (one per node, never a client endpoint).
+pub const AGENT_PROTOCOL: &str = "agent";
+
+const fn ep(
+    protocol: &'static str,
+    container_port: u16,
+    scheme: &'static str,
+    path: &'static str,
+    tls: bool,
+) -> Endpoint {
+    Endpoint {
+        protocol,
+        container_port,
+        scheme,
+        path,
+        tls,
+    }
+}
+
+static RABBITMQ: EngineProfile = EngineProfile {
+    engine: EngineType::Rabbitmq,
+    endpoints: &[
+        ep("amqps", ports::rabbitmq::AMQPS, "amqps", "", true),
+        ep("mqtts", ports::rabbitmq::MQTTS, "mqtt+ssl", "", true),
+        ep("stomps", ports::rabbitmq::STOMPS, "stomp+ssl", "", true),
+        ep(
+            "web-stomps",
+            ports::rabbitmq::WEB_STOMPS,
+            "wss",
+            "/ws",
+            true,
+        ),
+        ep("web-mqtts", ports::rabbitmq::WEB_MQTTS, "wss", "/ws", true),
+        ep("amqp", ports::rabbitmq::AMQP, "amqp", "", false),
+        ep("mqtt", ports::rabbitmq::MQTT, "mqtt", "", false),
+        ep("stomp", ports::rabbitmq::STOMP, "stomp", "", false),
+        ep("web-stomp", ports::rabbitmq::WEB_STOMP, "ws", "/ws", false),
+        ep("web-mqtt", ports::rabbitmq::WEB_MQTT, "ws", "/ws", false),
+    ],
+    console: Some(Console {
+        plaintext: ep("console", ports::rabbitmq::MANAGEMENT, "http", "", false),
+        tls: ep(
+            "console-tls",
+            ports::rabbitmq::MANAGEMENT_TLS,
+            "https",
+            "",
+            true,
+        ),
+    }),
+    data_dir: "/var/lib/rabbitmq",
+    modes: &[DeploymentMode::SingleInstance],
+    amazon_mq_modes: &[
+        DeploymentMode::SingleInstance,
+        DeploymentMode::ClusterMultiAz,
+    ],
+    storage: &[StorageType::Ebs],
+    default_storage: StorageType::Ebs,
+    users: UserRules {
+        min_at_create: 1,
+        max_at_create: 1,
+        groups: false,
+        first_is_admin: true,
+        managed_by_api: false,
+    },
+    config: ConfigFormat::RabbitmqConf,
+    audit_logs: false,
+};
+
+static ACTIVEMQ: EngineProfile = EngineProfile {
+    engine: EngineType::Activemq,
+    endpoints: &[
+        ep(
+            "openwire-tls",
+            ports::activemq::OPENWIRE_TLS,
+            "ssl",
+            "",
+            true,
+        ),
+        ep("stomps", ports::activemq::STOMPS, "stomp+ssl", "", true),
+        ep("mqtts", ports::activemq::MQTTS, "mqtt+ssl", "", true),
+        ep("wss", ports::activemq::WSS, "wss", "", true),
+        ep("openwire", ports::activemq::OPENWIRE, "tcp", "", false),
+        ep("stomp", ports::activemq::STOMP, "stomp", "", false),
+        ep("mqtt", ports::activemq::MQTT, "mqtt", "", false),
+        ep("ws", ports::activemq::WS, "ws", "", false),
+    ],
+    // Debian does not build ActiveMQ's web console.
+    console: None,
+    data_dir: "/var/lib/activemq",
+    modes: &[DeploymentMode::SingleInstance],
+    amazon_mq_modes: &[
+        DeploymentMode::SingleInstance,
+        DeploymentMode::ActiveStandbyMultiAz,
+    ],
+    storage: &[StorageType::Efs, StorageType::Ebs],
+    default_storage: StorageType::Efs,
+    users: UserRules {
+        min_at_create: 1,
+        max_at_create: 250,
+        groups: true,
+        first_is_admin: false,
+        managed_by_api: true,
+    },
+    config: ConfigFormat::ActivemqXml,
+    audit_logs: true,
+};
+
+/// The profile of `engine`.
+pub fn profile(engine: EngineType) -> &'static EngineProfile {
+    match engine {
+        EngineType::Rabbitmq => &RABBITMQ,
+        EngineType::Activemq => &ACTIVEMQ,
+    }
+}
+
+/// Which listeners an installation opens: TLS (what Amazon MQ lists), plaintext (local
+/// development), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listeners {
+    pub tls: bool,
+    pub plaintext: bool,
+}
+
+impl Listeners {
+    pub fn wants(&self, e: &Endpoint) -> bool {
+        if e.tls {
+            self.tls
+        } else {
+            self.plaintext
+        }
+    }
+}
+
+impl EngineProfile {
+    /// Endpoints an installation with `listeners` serves, in DescribeBroker's order.
+    pub fn served(&self, listeners: Listeners) -> impl Iterator<Item = &'static Endpoint> + '_ {
+        self.endpoints.iter().filter(move |e| listeners.wants(e))
+    }
+
+    /// The console endpoint served with `listeners` (TLS preferred).
+    pub fn served_console(&self, listeners: Listeners) -> Option<&Endpoint> {
+        let c = self.console.as_ref()?;
+        if listeners.tls {
+            Some(&c.tls)
+        } else if listeners.plaintext {
+            Some(&c.plaintext)
+        } else {
+            None
+        }
+    }
+
+    /// Every port a node may publish (all endpoints, the console and the agent), each
+    /// with its protocol name. Host ports are pinned for all of them, so switching an
+    /// installation between TLS and plaintext never moves an endpoint.
+    pub fn node_ports(&self) -> Vec<(&'static str, u16)> {
+        let mut out: Vec<(&'static str, u16)> = self
+            .endpoints
+            .iter()
+            .map(|e| (e.protocol, e.container_port))
+            .collect();
+        if let Some(c) = &self.console {
+            out.push((c.plaintext.protocol, c.plaintext.container_port));
+            out.push((c.tls.protocol, c.tls.container_port));
+        }
+        out.push((AGENT_PROTOCOL, agent_contract::AGENT_PORT));
+        out
+    }
+
+    /// Ports a node publishes with `listeners` (plus the agent's, always).
+    pub fn published_ports(&self, listeners: Listeners) -> Vec<(&'static str, u16)> {
+        let mut out: Vec<(&'static str, u16)> = self
+            .served(listeners)
+            .map(|e| (e.protocol, e.container_port))
+            .collect();
+        if let Some(c) = self.served_console(listeners) {
+            out.push((c.protocol, c.container_port));
+        }
+        out.push((AGENT_PROTOCOL, agent_contract::AGENT_PORT));
+        out
+    }
+
+    /// Checks that Berth runs `mode` for this engine: a mode Amazon MQ does not have for
+    /// the engine, or one Berth does not run yet, is a 400 naming the valid ones.
+    pub fn check_mode(&self, mode: DeploymentMode) -> Result<(), Error> {
+        if self.modes.contains(&mode) {
+            return Ok(());
+        }
+        let names = |ms: &[DeploymentMode]| {
+            ms.iter()
+                .map(|m| m.as_wire())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let message = if self.amazon_mq_modes.contains(&mode) {
+            format!(
+                "{mode} is not available for engine type {} on this Berth installation yet. Supported values: {}.",
+                self.engine,
+                names(self.modes)
+            )
+        } else {
+            format!(
+                "{mode} is not supported for engine type {}. Supported values: {}.",
+                self.engine,
+                names(self.modes)
+            )
+        };
+        Err(Error::bad_request("deploymentMode", message))
+    }
+
+    /// The storage type for a request (`None` → the engine's default).
+    pub fn check_storage(&self, requested: Option<&str>) -> Result<StorageType, Error> {
+        let Some(s) = requested else {
+            return Ok(self.default_storage);
+        };
+        let st = StorageType::parse_request(s)?;
+        if self.storage.contains(&st) {
+            return Ok(st);
+        }
+        Err(Error::bad_request(
+            "storageType",
+            format!(
+                "Storage type {st} is not supported for engine type {}. Supported values: {}.",
+                self.engine,
+                self.storage
+                    .iter()
+                    .map(|s| s.as_wire())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+
+    /// A username by this engine's rules.
+    pub fn username(&self, s: &str, attribute: &str) -> Result<Username, Error> {
+        match self.engine {
+            EngineType::Rabbitmq => Username::parse_rabbitmq(s, attribute),
+            EngineType::Activemq => Username::parse_activemq(s, attribute),
+        }
+    }
+}
+
+/// How many nodes (containers) a deployment mode runs.
+pub fn node_count(mode: DeploymentMode) -> u32 {
+    match mode {
+        DeploymentMode::SingleInstance => 1,
+        DeploymentMode::ActiveStandbyMultiAz => 2,
+        DeploymentMode::ClusterMultiAz => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TLS_ONLY: Listeners = Listeners {
+        tls: true,
+        plaintext: false,
+    };
+
+    #[test]
+    fn every_engine_lists_tls_endpoints_first_with_amazon_mq_schemes() {
+        let amq: Vec<&str> = profile(EngineType::Activemq)
+            .served(TLS_ONLY)
+            .map(|e| e.scheme)
+            .collect();
+        assert_eq!(amq, ["ssl", "stomp+ssl", "mqtt+ssl", "wss"]);
+        let rmq = profile(EngineType::Rabbitmq)
+            .served(TLS_ONLY)
+            .next()
+            .unwrap();
+        assert_eq!((rmq.scheme, rmq.container_port), ("amqps", 5671));
+        for e in EngineType::ALL {
+            let p = profile(*e);
+            assert_eq!(p.engine, *e);
+            let all = p.endpoints;
+            let first_plain = all.iter().position(|e| !e.tls).unwrap_or(all.len());
+            assert!(all[first_plain..].iter().all(|e| !e.tls), "{e}: TLS first");
+        }
+    }
+
+    #[test]
+    fn protocols_and_container_ports_are_unique_per_engine() {
+        for e in EngineType::ALL {
+            let ports = profile(*e).node_ports();
+            for (i, (proto, port)) in ports.iter().enumerate() {
+                assert!(
+                    ports[..i].iter().all(|(p, c)| p != proto && c != port),
+                    "{e}: {proto}/{port} twice"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn modes_and_storage_are_checked_per_engine() {
+        let rmq = profile(EngineType::Rabbitmq);
+        assert!(rmq.check_mode(DeploymentMode::SingleInstance).is_ok());
+        let e = rmq
+            .check_mode(DeploymentMode::ActiveStandbyMultiAz)
+            .unwrap_err();
+        assert_eq!(e.attribute(), Some("deploymentMode"));
+        assert!(e.to_string().contains("not supported"), "{e}");
+        assert_eq!(rmq.check_storage(None).unwrap(), StorageType::Ebs);
+        assert!(rmq.check_storage(Some("EFS")).is_err());
+        let amq = profile(EngineType::Activemq);
+        assert_eq!(amq.check_storage(None).unwrap(), StorageType::Efs);
+        assert_eq!(amq.check_storage(Some("ebs")).unwrap(), StorageType::Ebs);
+    }
+}

@@ -1,0 +1,47 @@
+# Per-engine settings for images/build.sh (sourced, bash). Everything in this file is
+# part of the base image's inputs hash, so editing it rebuilds the base image.
+#
+# In:  VERSION (the Berth engine version asked for, e.g. "5.17"), die()
+# Out: SUITE, ENGINE_FULL_VERSION, PACKAGES (array), VERSION_PACKAGE, engine_customize()
+#
+# Debian's ActiveMQ (libactivemq-java) is built without activemq-amqp, -http (ws/wss), -web-console,
+# -runtime-config and Jolokia: such a broker offers OpenWire, STOMP and MQTT (+ssl/+nio, auto) only.
+
+case "$VERSION" in
+  5.17)
+    SUITE=trixie
+    ENGINE_FULL_VERSION=5.17.6     # upstream part of the Debian version must equal this
+    ;;
+  *) die "activemq: unsupported version '$VERSION' (supported: 5.17)" ;;
+esac
+
+# libmqtt-client-java: MQTT connections fail without mqtt-client.jar (NoClassDefFoundError PINGRESP).
+# libxstream-java, libxpp3-java, libjettison-java: STOMP jms-map-xml/-json replies (statisticsBrokerPlugin over
+# STOMP); they are Recommends, which debootstrap does not install.
+PACKAGES=(activemq openjdk-21-jre-headless libmqtt-client-java libxstream-java libxpp3-java libjettison-java
+          ca-certificates procps)
+VERSION_PACKAGE=activemq
+
+# The broker's uid:gid. Berth writes files into running containers (users.properties through the archive
+# API) with these numeric ids, and a fresh named volume on /var/lib/activemq/data takes this ownership.
+ACTIVEMQ_UID=100 ACTIVEMQ_GID=101
+
+# Called after the security upgrade and the generic trim; $1 = rootfs.
+engine_customize() {
+  local root=$1 j ids
+  # Debian ships these jars in /usr/share/java but not on the broker's classpath: link them into lib/optional,
+  # which the broker's extension class loader scans for every instance.
+  for j in mqtt-client xstream jettison; do
+    chroot "$root" test -f "/usr/share/java/$j.jar" || die "activemq: /usr/share/java/$j.jar missing"
+    ln -sfn "../../../java/$j.jar" "$root/usr/share/activemq/lib/optional/$j.jar"
+  done
+  # lib/optional/xpp3.jar is Debian's own link; it resolves now that libxpp3-java is installed.
+  for j in mqtt-client xstream jettison xpp3; do
+    chroot "$root" test -f "/usr/share/activemq/lib/optional/$j.jar" \
+      || die "activemq: lib/optional/$j.jar does not resolve"
+  done
+  ids=$(chroot "$root" id -u activemq):$(chroot "$root" id -g activemq)
+  [ "$ids" = "$ACTIVEMQ_UID:$ACTIVEMQ_GID" ] || die "activemq: user is $ids in the rootfs, expected $ACTIVEMQ_UID:$ACTIVEMQ_GID"
+  mkdir -p "$root/var/lib/activemq/data"
+  chown "$ACTIVEMQ_UID:$ACTIVEMQ_GID" "$root/var/lib/activemq/data"
+}
