@@ -421,6 +421,26 @@ impl TestApp {
         std::fs::read_to_string(self.settings.data_dir.join("ca.pem")).expect("ca.pem")
     }
 
+    /// The pending change DescribeUser shows for `user` of broker `id`, if any.
+    pub async fn user_pending(&self, id: &str, user: &str) -> Option<String> {
+        let v: Value = self
+            .get(&format!("/v1/brokers/{id}/users/{user}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["pending"]["pendingChange"].as_str().map(str::to_owned)
+    }
+
+    /// Waits until the broker's agent confirmed the last change to `user`.
+    pub async fn wait_user_applied(&self, id: &str, user: &str) {
+        wait_until(Duration::from_secs(60), || async {
+            self.user_pending(id, user).await.is_none()
+        })
+        .await
+        .unwrap_or_else(|| panic!("change to {user} never applied"));
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }

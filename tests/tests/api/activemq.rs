@@ -433,24 +433,6 @@ async fn add_revision(app: &TestApp, cid: &str, xml: &str) -> i64 {
     v["latestRevision"]["revision"].as_i64().unwrap()
 }
 
-async fn user_pending(app: &TestApp, id: &str, user: &str) -> Option<String> {
-    let v: Value = app
-        .get(&format!("/v1/brokers/{id}/users/{user}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    v["pending"]["pendingChange"].as_str().map(str::to_owned)
-}
-
-async fn wait_applied(app: &TestApp, id: &str, user: &str) {
-    wait_until(Duration::from_secs(60), || async {
-        user_pending(app, id, user).await.is_none()
-    })
-    .await
-    .unwrap_or_else(|| panic!("change to {user} never applied"));
-}
-
 /// JMS login as `user`: Ok, or the client's error (a JMSSecurityException expected).
 async fn login(url: &str, user: &str, password: &str) -> Result<(), JmsOutcome> {
     let out = jms(url, user, password, "login", &[], JMS_RUN).await;
@@ -538,7 +520,7 @@ async fn activemq_users_and_groups_apply_live_and_revision_and_resize_apply_at_r
         )
         .await;
     assert_eq!(resp.status(), 200);
-    wait_applied(&app, &id, "reader").await;
+    app.wait_user_applied(&id, "reader").await;
     let user: Value = app
         .get(&format!("/v1/brokers/{id}/users/reader"))
         .await
@@ -587,7 +569,7 @@ async fn activemq_users_and_groups_apply_live_and_revision_and_resize_apply_at_r
         )
         .await;
     assert_eq!(resp.status(), 200);
-    wait_applied(&app, &id, "reader").await;
+    app.wait_user_applied(&id, "reader").await;
     let took = wait_login(&url, "reader", "reader-Passw0rd-2").await;
     eprintln!("[activemq] new password accepted {took:.1?} after the change was applied");
     assert_refused(

@@ -8,29 +8,11 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::{json, Value};
 
-use berth_tests::{amqp_endpoint, rabbitmq_broker, require_image, spawn_app, wait_until, TestApp};
+use berth_tests::{amqp_endpoint, rabbitmq_broker, require_image, spawn_app, wait_until};
 
 use crate::amqp;
 
 const PASSWORD: &str = "s3cret-Passw0rd-x";
-
-async fn user_pending(app: &TestApp, id: &str, user: &str) -> Option<String> {
-    let v: Value = app
-        .get(&format!("/v1/brokers/{id}/users/{user}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    v["pending"]["pendingChange"].as_str().map(str::to_owned)
-}
-
-async fn wait_applied(app: &TestApp, id: &str, user: &str) {
-    wait_until(Duration::from_secs(60), || async {
-        user_pending(app, id, user).await.is_none()
-    })
-    .await
-    .unwrap_or_else(|| panic!("change to {user} never applied"));
-}
 
 async fn queue_depth(conn: &lapin::Connection, queue: &str) -> u32 {
     let ch = conn.create_channel().await.unwrap();
@@ -101,7 +83,7 @@ async fn users_live_and_resize_by_reboot_without_losing_messages() {
         )
         .await;
     assert_eq!(dup.status(), 409);
-    wait_applied(&app, &id, "second-user").await;
+    app.wait_user_applied(&id, "second-user").await;
     amqp::connect(&endpoint, "second-user", "an0ther-Passw0rd")
         .await
         .expect("new user logs in without a reboot");
@@ -114,7 +96,7 @@ async fn users_live_and_resize_by_reboot_without_losing_messages() {
         )
         .await;
     assert_eq!(resp.status(), 200);
-    wait_applied(&app, &id, "second-user").await;
+    app.wait_user_applied(&id, "second-user").await;
     amqp::connect(&endpoint, "second-user", "third-Passw0rd-9")
         .await
         .expect("new password");
