@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use berth_tests::{spawn_app_on, TestApp, RABBITMQ_IMAGE};
+use berth_tests::{spawn_app_on, wait_until, TestApp, RABBITMQ_IMAGE};
 
 async fn fake_app_with(tweak: impl FnOnce(&mut berth::config::Settings)) -> TestApp {
     let runtime = Arc::new(berth::runtime::fake::FakeRuntime::with_images(&[
@@ -112,6 +112,17 @@ async fn half_sent_requests_beyond_the_cap_do_not_take_the_api_down() {
         s.http_header_timeout_ms = 1_000;
     })
     .await;
+    // Healthy first (the reconciler's first sweep done), so a 200 later means the flood
+    // did not take the API down.
+    wait_until(Duration::from_secs(30), || async {
+        app.http
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await
+    .expect("/healthz never became 200");
     let head = format!("GET /healthz HTTP/1.1\r\nhost: {}\r\nx-slow: ", host(&app));
     let mut slow = Vec::new();
     for _ in 0..300 {
@@ -200,7 +211,8 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         s.http_idle_timeout_ms = 2_000;
     })
     .await;
-    let get = format!("GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n", host(&app));
+    // (/ca.pem answers 200 from the start; /healthz may still say "starting".)
+    let get = format!("GET /ca.pem HTTP/1.1\r\nhost: {}\r\n\r\n", host(&app));
     let mut s = send(&app, get.as_bytes()).await;
     let resp = read_response(&mut s, Duration::from_secs(10)).await;
     assert_eq!(resp.status, 200, "{}", resp.body);
