@@ -69,3 +69,21 @@ pub async fn get_one(conn: &Connection, queue: &str) -> Option<Vec<u8>> {
     msg.delivery.ack(BasicAckOptions::default()).await.unwrap();
     Some(data)
 }
+
+/// A confirmed persistent message to `queue` comes back intact on the same connection
+/// (each step bounded by `clients::within`); `label` names the endpoint in failures.
+pub async fn round_trip(label: &str, conn: &Connection, queue: &str, body: &[u8]) {
+    use crate::clients::within;
+    within(
+        &format!("{label} publish"),
+        publish_persistent(conn, queue, body),
+    )
+    .await;
+    assert_eq!(
+        within(&format!("{label} get"), get_one(conn, queue))
+            .await
+            .as_deref(),
+        Some(body),
+        "{label}: the message did not come back intact"
+    );
+}

@@ -386,17 +386,7 @@ async fn amqps(url: &str, trust: &Trust) {
     let conn = within("AMQPS connect", connect(&trust.ca_pem))
         .await
         .unwrap_or_else(|e| panic!("AMQPS ({url}) login with the broker user: {e}"));
-    within(
-        "AMQPS publish",
-        amqp::publish_persistent(&conn, "tls-amqps", b"hello amqps"),
-    )
-    .await;
-    assert_eq!(
-        within("AMQPS get", amqp::get_one(&conn, "tls-amqps"))
-            .await
-            .as_deref(),
-        Some(&b"hello amqps"[..])
-    );
+    amqp::round_trip("AMQPS", &conn, "tls-amqps", b"hello amqps").await;
     let _ = conn.close(200, "bye".into()).await;
 
     let refused = within("AMQPS trusting another CA", connect(&trust.other_pem)).await;
@@ -568,17 +558,7 @@ async fn plaintext_amqp(url: &str) {
     let conn = within("AMQP connect", amqp::connect(url, USER, PASSWORD))
         .await
         .expect("AMQP login with the broker user");
-    within(
-        "AMQP publish",
-        amqp::publish_persistent(&conn, "tls-plain-amqp", b"hello amqp"),
-    )
-    .await;
-    assert_eq!(
-        within("AMQP get", amqp::get_one(&conn, "tls-plain-amqp"))
-            .await
-            .as_deref(),
-        Some(&b"hello amqp"[..])
-    );
+    amqp::round_trip("AMQP", &conn, "tls-plain-amqp", b"hello amqp").await;
     let _ = conn.close(200, "bye".into()).await;
 }
 
