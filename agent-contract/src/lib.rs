@@ -57,6 +57,21 @@ impl std::fmt::Debug for EngineUser {
     }
 }
 
+/// How the nodes of a broker relate to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    /// One node (SINGLE_INSTANCE).
+    #[default]
+    Single,
+    /// Active/standby on one shared data volume (ActiveMQ ACTIVE_STANDBY_MULTI_AZ): the
+    /// node holding the store's lock serves, the other waits for it ([`EngineState::Standby`]).
+    /// A hung active must be killed quickly so that the lock passes on.
+    SharedStorage,
+    /// Peers of one cluster (RabbitMQ CLUSTER_MULTI_AZ), formed from `peers`.
+    Cluster,
+}
+
 /// Which node of the broker this container is. A SINGLE_INSTANCE broker has one node
 /// (`index` 0 of `count` 1); active/standby and cluster brokers have more.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +81,15 @@ pub struct NodeSpec {
     /// Host names of the other nodes on the broker's network (empty for one node).
     #[serde(default)]
     pub peers: Vec<String>,
+    /// This node's own host name on the broker's network (the container name), so a
+    /// cluster lists every member under the same names. Empty → the container's hostname.
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub topology: Topology,
+    /// Availability zone the node is placed in (e.g. `us-east-1a`), for logs and reports.
+    #[serde(default)]
+    pub zone: String,
 }
 
 impl Default for NodeSpec {
@@ -74,6 +98,9 @@ impl Default for NodeSpec {
             index: 0,
             count: 1,
             peers: Vec::new(),
+            hostname: String::new(),
+            topology: Topology::Single,
+            zone: String::new(),
         }
     }
 }
@@ -243,6 +270,11 @@ pub struct HealthReport {
     /// Last error seen, human-readable (no secrets).
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Cluster topologies: the member names this node sees running (its own included),
+    /// e.g. `rabbit@berth-b-…-1`; `None` when the engine does not say (single node,
+    /// not started, or not a cluster).
+    #[serde(default)]
+    pub cluster_running: Option<Vec<String>>,
 }
 
 #[cfg(test)]

@@ -18,6 +18,15 @@
 //!   or a listener still serves the old certificate afterwards, the agent restarts the
 //!   engine process in place (container, volume and agent stay; a controlled stop, not a
 //!   crash) and waits until it is Ready again;
+//! - on a **standby** (a shared-storage node waiting for the store's lock, which answers
+//!   nothing): `PUT /spec` is taken as well. Users are written where the engine reads
+//!   them when it becomes active ([`EngineDriver::stage_users`]; ActiveMQ: the JAAS
+//!   files), and a renewed certificate is checked only on the listeners a standby serves
+//!   ([`EngineDriver::standby_tls_endpoints`], e.g. ActiveMQ's `wss` bridge); one the
+//!   engine reads only at start (ActiveMQ's keystore) restarts the standby's engine,
+//!   which then waits for the lock again. Note that restarting an *active* engine of a
+//!   pair hands the lock to the other node: it may come back as the standby, and then
+//!   only the standby's listeners are checked;
 //! - the configuration revision (`engine_config`) and the listener layout (`plaintext`,
 //!   and `tls` being added or removed): at the next start of the agent (the control
 //!   plane's reboot recreates the container). They are persisted with the spec but the
@@ -26,22 +35,28 @@
 //!
 //! **Why the engine stopped**: [`Agent::diagnose`] reads the engine's last output lines
 //! with the driver and removes every secret the agent knows before the excerpt can
-//! reach `HealthReport.last_error`.
+//! reach `HealthReport.last_error`. The current run's lines are also here
+//! ([`Agent::engine_output`]) for the monitor, which recognises a standby by them.
+//!
+//! **Requests to the supervisor** go through one channel ([`Control`]): restarts in
+//! place (a renewal) and kills of a hung engine ([`Agent::request_kill`], from the
+//! monitor).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use agent_contract::{AgentSpec, EngineSpec, EngineState, HealthReport, TlsMaterial};
+use agent_contract::{AgentSpec, EngineSpec, EngineState, HealthReport, TlsMaterial, Topology};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::diagnosis::{self, Diagnosis};
 use crate::engine::{self, EngineDriver, LiveChange, TlsEndpoint};
+use crate::enginelog::EngineOutput;
 use crate::specfile;
 use crate::state::AgentState;
-use crate::supervisor::{ProcessSpec, RestartRequest};
+use crate::supervisor::{Control, KillRequest, ProcessSpec, RestartRequest};
 use crate::tlsutil;
 
 /// Why `PUT /spec` was refused.
@@ -49,7 +64,7 @@ use crate::tlsutil;
 pub enum UpdateError {
     #[error("{0}")]
     Invalid(String),
-    #[error("engine is {0:?}, not ready")]
+    #[error("engine is {0:?}, not ready (nor a standby)")]
     NotReady(EngineState),
     #[error("{0}")]
     Failed(String),
@@ -93,10 +108,12 @@ pub struct Agent {
     /// The TLS material the running engine serves: rendered at its start, or applied
     /// live since.
     engine_tls: Mutex<Option<TlsMaterial>>,
-    /// Restart requests to the supervisor (its end is taken by [`Agent::take_control`]).
-    control: mpsc::Sender<RestartRequest>,
-    control_rx: Mutex<Option<mpsc::Receiver<RestartRequest>>>,
+    /// Requests to the supervisor (its end is taken by [`Agent::take_control`]).
+    control: mpsc::Sender<Control>,
+    control_rx: Mutex<Option<mpsc::Receiver<Control>>>,
     renewal: RenewalTimeouts,
+    /// The engine's output of the current run (the supervisor writes it).
+    output: EngineOutput,
 }
 
 impl Agent {
@@ -114,6 +131,7 @@ impl Agent {
             control,
             control_rx: Mutex::new(Some(control_rx)),
             renewal: RenewalTimeouts::default(),
+            output: EngineOutput::default(),
         }
     }
 
@@ -123,12 +141,44 @@ impl Agent {
         self
     }
 
-    /// The receiving end of restart requests, for the supervisor (once).
-    pub fn take_control(&self) -> Option<mpsc::Receiver<RestartRequest>> {
+    /// The receiving end of the requests to the supervisor, for the supervisor (once).
+    pub fn take_control(&self) -> Option<mpsc::Receiver<Control>> {
         self.control_rx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// The engine's output buffer, for the supervisor to fill and the monitor to read.
+    pub fn engine_output(&self) -> EngineOutput {
+        self.output.clone()
+    }
+
+    /// How this node relates to the broker's other nodes.
+    /// How many nodes the broker has (the spec's `node.count`).
+    pub fn node_count(&self) -> u32 {
+        self.spec
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .node
+            .count
+    }
+
+    pub fn topology(&self) -> Topology {
+        self.spec
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .node
+            .topology
+    }
+
+    /// Ask the supervisor to SIGKILL the engine run `generation` (a hung engine, see
+    /// [`crate::monitor`]). False if the request cannot be queued right now (the
+    /// supervisor is busy with another one): ask again later.
+    pub fn request_kill(&self, generation: u64, reason: String) -> bool {
+        self.control
+            .try_send(Control::Kill(KillRequest { generation, reason }))
+            .is_ok()
     }
 
     /// A copy of the current spec.
@@ -224,6 +274,26 @@ impl Agent {
         }
     }
 
+    /// A standby's users: written for when it becomes active, or left for the monitor to
+    /// reconcile then (see [`EngineDriver::stage_users`]).
+    async fn stage_users_locked(&self) -> anyhow::Result<()> {
+        let spec = self.spec();
+        match self.driver.stage_users(&spec).await {
+            Ok(settled) => {
+                self.users_dirty.store(!settled, Ordering::SeqCst);
+                tracing::info!(
+                    settled,
+                    "the engine is a standby: users staged for when it becomes active"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.users_dirty.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
     /// After `docker update --memory`, push the new limit to the running engine (or note
     /// that it applies at the next start).
     pub async fn follow_memory_limit(&self) {
@@ -277,14 +347,15 @@ impl Agent {
                 "agent_token cannot be changed on a running broker".into(),
             ));
         }
+        let serving = |state| matches!(state, EngineState::Ready | EngineState::Standby);
         let state = self.state.state();
-        if state != EngineState::Ready {
+        if !serving(state) {
             return Err(UpdateError::NotReady(state));
         }
 
         let _update = self.update_lock.lock().await;
         let state = self.state.state();
-        if state != EngineState::Ready {
+        if !serving(state) {
             return Err(UpdateError::NotReady(state));
         }
         let current = self.spec();
@@ -322,7 +393,12 @@ impl Agent {
 
         {
             let _guard = self.reconcile_lock.lock().await;
-            if let Err(e) = self.reconcile_users_locked().await {
+            let applied = if self.state.state() == EngineState::Standby {
+                self.stage_users_locked().await
+            } else {
+                self.reconcile_users_locked().await
+            };
+            if let Err(e) = applied {
                 let msg = format!("user reconciliation failed: {e:#}");
                 self.state.set_last_error(msg.clone());
                 return Err(UpdateError::Failed(msg));
@@ -354,7 +430,7 @@ impl Agent {
     }
 
     /// Make the engine serve `spec.tls` (see the module docs); Ok once every TLS
-    /// listener does.
+    /// listener does (a standby: every listener a standby serves).
     async fn renew_tls(&self, spec: &AgentSpec, previous: &TlsMaterial) -> anyhow::Result<()> {
         let begun = Instant::now();
         let material = spec
@@ -362,9 +438,18 @@ impl Agent {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no TLS material"))?;
         let want = tlsutil::leaf_der(&material.cert_pem)?;
-        let endpoints = self.driver.tls_endpoints(spec);
+        let endpoints_for = |state: EngineState| {
+            if state == EngineState::Standby {
+                self.driver.standby_tls_endpoints(spec)
+            } else {
+                self.driver.tls_endpoints(spec)
+            }
+        };
+        let before = self.state.state();
+        let mut endpoints = endpoints_for(before);
         tracing::info!(
             endpoints = endpoints.len(),
+            standby = before == EngineState::Standby,
             "renewed TLS certificate received; applying it"
         );
         let change = self.driver.apply_tls(spec, previous).await?;
@@ -383,7 +468,8 @@ impl Agent {
                     .await?,
             );
         }
-        if let Some(down) = restarted {
+        if let Some((down, state)) = restarted {
+            endpoints = endpoints_for(state);
             let left = self
                 .renewal
                 .ready
@@ -392,6 +478,7 @@ impl Agent {
             verify_served(&endpoints, &want, left).await?;
             tracing::info!(
                 unavailable_s = format!("{:.2}", down.as_secs_f64()),
+                now = ?state,
                 "the engine restarted for the renewed certificate"
             );
         }
@@ -406,15 +493,16 @@ impl Agent {
     }
 
     /// Restart the engine in place through the supervisor and wait until it is Ready
-    /// again; returns how long it was not Ready.
-    pub async fn restart_engine(&self, reason: &str) -> anyhow::Result<Duration> {
+    /// (or Standby: on shared storage the other node may hold the lock now) again;
+    /// returns how long that took and the state it reached.
+    pub async fn restart_engine(&self, reason: &str) -> anyhow::Result<(Duration, EngineState)> {
         let begun = Instant::now();
         let (done, answer) = oneshot::channel();
         self.control
-            .send(RestartRequest {
+            .send(Control::Restart(RestartRequest {
                 reason: reason.to_string(),
                 done,
-            })
+            }))
             .await
             .map_err(|_| anyhow::anyhow!("the supervisor is not running"))?;
         let generation = tokio::time::timeout(self.renewal.restart, answer)
@@ -431,7 +519,9 @@ impl Agent {
         loop {
             let (state, current) = self.state.phase();
             match state {
-                EngineState::Ready if current >= generation => return Ok(begun.elapsed()),
+                EngineState::Ready | EngineState::Standby if current >= generation => {
+                    return Ok((begun.elapsed(), state))
+                }
                 EngineState::Failed | EngineState::Stopping => anyhow::bail!(
                     "the restarted engine is {state:?}: {}",
                     self.state.last_error().unwrap_or_default()
@@ -666,11 +756,20 @@ mod tests {
         switch: Arc<TlsSwitch>,
         ready: bool,
     ) -> Arc<std::sync::atomic::AtomicU32> {
+        fake_supervisor_to(agent, switch, ready.then_some(EngineState::Ready))
+    }
+
+    /// [`fake_supervisor`] that reports the restarted engine `then` (Ready or Standby).
+    fn fake_supervisor_to(
+        agent: Arc<Agent>,
+        switch: Arc<TlsSwitch>,
+        then: Option<EngineState>,
+    ) -> Arc<std::sync::atomic::AtomicU32> {
         let restarts = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let counter = restarts.clone();
         let mut rx = agent.take_control().unwrap();
         tokio::spawn(async move {
-            while let Some(req) = rx.recv().await {
+            while let Some(Control::Restart(req)) = rx.recv().await {
                 counter.fetch_add(1, O::SeqCst);
                 agent.state.planned_restart();
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -679,9 +778,15 @@ mod tests {
                 switch.replace(&tls.cert_pem, &tls.key_pem).unwrap();
                 let g = agent.state.engine_started(false);
                 let _ = req.done.send(Ok(g));
-                if ready {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    agent.state.mark_ready(g);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                match then {
+                    Some(EngineState::Ready) => {
+                        agent.state.mark_ready(g);
+                    }
+                    Some(EngineState::Standby) => {
+                        agent.state.mark_standby(g);
+                    }
+                    _ => {}
                 }
             }
         });
@@ -827,6 +932,139 @@ mod tests {
         assert!(!persisted.plaintext);
         assert_eq!(persisted.engine_config.as_deref(), Some("heartbeat = 30\n"));
         assert!(driver.tls_applied.lock().unwrap().is_empty());
+    }
+
+    /// [`tls_agent`] for a standby of a shared-storage pair whose engine listener
+    /// (`closed`) is not open.
+    async fn standby_tls_agent(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<Agent>,
+        Arc<FakeDriver>,
+        Arc<TlsSwitch>,
+        std::net::SocketAddr,
+    ) {
+        let tls = crate::testutil::sample_tls();
+        let switch = Arc::new(TlsSwitch::from_pem(&tls.cert_pem, &tls.key_pem).unwrap());
+        let addr = tls_test_server(switch.clone()).await;
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let driver = Arc::new(FakeDriver::default());
+        *driver.tls_server.lock().unwrap() = Some((switch.clone(), addr));
+        *driver.closed_engine_tls.lock().unwrap() = Some(closed);
+        let mut spec = crate::testutil::shared_storage_spec(1);
+        spec.tls = Some(tls);
+        let agent = Agent::new(spec, dir.join("spec.json"), driver.clone()).with_renewal_timeouts(
+            RenewalTimeouts {
+                live: Duration::from_millis(300),
+                restart: Duration::from_secs(2),
+                ready: Duration::from_secs(3),
+            },
+        );
+        let agent = Arc::new(agent);
+        agent.prepare_engine().unwrap();
+        let g = agent.state.engine_started(false);
+        assert!(agent.state.mark_standby(g).is_some());
+        (agent, driver, switch, addr)
+    }
+
+    fn with_tls(mut spec: AgentSpec, tls: TlsMaterial) -> AgentSpec {
+        spec.tls = Some(tls);
+        spec
+    }
+
+    #[tokio::test]
+    async fn a_standby_takes_users_without_talking_to_its_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, driver, _switch, _addr) = standby_tls_agent(dir.path()).await;
+        let mut new = agent.spec();
+        new.users.push(EngineUser {
+            username: "second".into(),
+            password: "second-password".into(),
+            admin: false,
+            console_access: false,
+            groups: vec![],
+        });
+        let report = agent.update_spec(new).await.unwrap();
+        assert_eq!(report.state, EngineState::Standby);
+        // written for when it is active; no reconciliation (no login) against a standby
+        assert_eq!(
+            driver.staged.lock().unwrap().as_slice(),
+            &[vec!["admin".to_string(), "second".to_string()]]
+        );
+        assert!(driver.reconciled.lock().unwrap().is_empty());
+        assert!(!agent.users_dirty());
+        assert_eq!(agent.spec().users.len(), 2);
+        let persisted = specfile::load(&dir.path().join("spec.json")).unwrap();
+        assert_eq!(persisted.users.len(), 2);
+        // once active, the same spec goes through the engine as usual
+        let (_, g) = agent.state.phase();
+        agent.state.mark_ready(g);
+        agent.update_spec(agent.spec()).await.unwrap();
+        assert_eq!(driver.reconciled.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_renewal_on_a_standby_checks_only_the_listeners_it_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, driver, switch, addr) = standby_tls_agent(dir.path()).await;
+        driver.tls_swaps_live.store(true, O::SeqCst);
+        let restarts = fake_supervisor_to(agent.clone(), switch, Some(EngineState::Standby));
+        let begun = Instant::now();
+        let renewed = with_tls(agent.spec(), second_tls());
+        let report = agent.update_spec(renewed).await.unwrap();
+        // no waiting on the closed engine listener, no restart
+        assert!(begun.elapsed() < Duration::from_millis(1500));
+        assert_eq!(report.state, EngineState::Standby);
+        assert_eq!(restarts.load(O::SeqCst), 0);
+        assert_eq!(
+            served(addr).await,
+            tlsutil::leaf_der(&second_tls().cert_pem).unwrap()
+        );
+        assert_eq!(agent.spec().tls, Some(second_tls()));
+    }
+
+    #[tokio::test]
+    async fn a_renewal_that_needs_a_start_restarts_a_standby_as_a_standby() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, driver, switch, addr) = standby_tls_agent(dir.path()).await;
+        driver.tls_needs_restart.store(true, O::SeqCst);
+        let restarts = fake_supervisor_to(agent.clone(), switch, Some(EngineState::Standby));
+        let renewed = with_tls(agent.spec(), second_tls());
+        let report = agent.update_spec(renewed.clone()).await.unwrap();
+        assert_eq!(report.state, EngineState::Standby);
+        assert_eq!(restarts.load(O::SeqCst), 1);
+        assert_eq!(
+            served(addr).await,
+            tlsutil::leaf_der(&second_tls().cert_pem).unwrap()
+        );
+        assert_eq!(agent.state.restarts(), 0);
+        // the same spec again: nothing to do
+        agent.update_spec(renewed).await.unwrap();
+        assert_eq!(restarts.load(O::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_active_restarted_for_a_renewal_may_come_back_as_the_standby() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, driver, switch, addr) = standby_tls_agent(dir.path()).await;
+        let (_, g) = agent.state.phase();
+        agent.state.mark_ready(g);
+        driver.tls_needs_restart.store(true, O::SeqCst);
+        // the other node took the lock while this one restarted
+        let restarts = fake_supervisor_to(agent.clone(), switch, Some(EngineState::Standby));
+        let report = agent
+            .update_spec(with_tls(agent.spec(), second_tls()))
+            .await
+            .unwrap();
+        assert_eq!(report.state, EngineState::Standby);
+        assert_eq!(restarts.load(O::SeqCst), 1);
+        assert_eq!(
+            served(addr).await,
+            tlsutil::leaf_der(&second_tls().cert_pem).unwrap()
+        );
     }
 
     #[test]

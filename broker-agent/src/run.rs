@@ -4,9 +4,12 @@
 //! Order at start: load and validate the spec (a bad spec ends the agent before any
 //! engine runs), install child reaping and signal handlers, build the engine driver,
 //! bind the API and the driver's sidecars, then start the readiness monitor and the
-//! supervisor (which reads failed runs' output through the agent's scrubbed diagnosis
-//! and takes the agent's restart requests, e.g. for a renewed certificate). On SIGTERM/SIGINT: state Stopping, the supervisor forwards SIGTERM to the
-//! engine and waits for it, sidecars stop, leftover processes are terminated.
+//! supervisor (which keeps the engine's output in the agent's buffer, where the monitor
+//! reads a standby's lines, reads failed runs' output through the agent's scrubbed
+//! diagnosis, and takes the agent's requests: restarts, e.g. for a renewed certificate,
+//! and kills of a hung engine). On SIGTERM/SIGINT: state Stopping, the supervisor
+//! forwards SIGTERM to the engine and waits for it, sidecars stop, leftover processes
+//! are terminated.
 //!
 //! This is the only module that knows every other one; nothing imports it.
 
@@ -69,6 +72,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         version = %spec.engine_version,
         node = spec.node.index,
         nodes = spec.node.count,
+        topology = ?spec.node.topology,
         users = ?names,
         tls = spec.tls.is_some(),
         plaintext = spec.plaintext,
@@ -112,7 +116,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         agent.state.clone(),
         reaper,
     )
-    .with_diagnosis(Box::new(move |lines| diag_agent.diagnose(lines)));
+    .with_diagnosis(Box::new(move |lines| diag_agent.diagnose(lines)))
+    .with_output(agent.engine_output());
     if let Some(control) = agent.take_control() {
         supervisor = supervisor.with_control(control);
     }

@@ -5,6 +5,10 @@
 //! (reads). Every engine start gets a new *generation* so the monitor can never mark a
 //! process Ready that has died in the meantime, and `Stopping` is sticky so a shutdown is
 //! never reported as anything else.
+//!
+//! A node of an active/standby pair on shared storage may be `Standby` (its engine runs
+//! and waits for the store's lock, see [`AgentState::mark_standby`]): a healthy state,
+//! like Ready, from which it becomes Ready when the lock passes to it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -19,10 +23,12 @@ struct Inner {
     memory_limit: Option<u64>,
     generation: u64,
     started_at: Option<Instant>,
-    /// The last generation that reached Ready.
-    ready_generation: Option<u64>,
+    /// The last generation that reached Ready or Standby.
+    healthy_generation: Option<u64>,
     /// An engine process of the current generation is running.
     running: bool,
+    /// Cluster members the engine last said were running (see `set_cluster_running`).
+    cluster_running: Option<Vec<String>>,
 }
 
 /// Shared lifecycle bookkeeping. Cheap to lock; never held across `.await`.
@@ -47,8 +53,9 @@ impl AgentState {
                 memory_limit: None,
                 generation: 0,
                 started_at: None,
-                ready_generation: None,
+                healthy_generation: None,
                 running: false,
+                cluster_running: None,
             }),
         }
     }
@@ -68,7 +75,13 @@ impl AgentState {
             uptime_secs: self.started.elapsed().as_secs(),
             memory_limit_bytes: inner.memory_limit,
             last_error: inner.last_error.clone(),
+            cluster_running: inner.cluster_running.clone(),
         }
+    }
+
+    /// Records the cluster members the engine sees running (`None`: not known).
+    pub fn set_cluster_running(&self, members: Option<Vec<String>>) {
+        self.lock().cluster_running = members;
     }
 
     /// Current state and engine generation.
@@ -144,9 +157,11 @@ impl AgentState {
         }
     }
 
-    /// Whether the engine run `generation` reached Ready.
+    /// Whether the engine run `generation` reached Ready, or Standby: a standby is an
+    /// engine that started correctly too (the supervisor restarts either whatever it
+    /// printed, see [`crate::supervisor`]).
     pub fn was_ready(&self, generation: u64) -> bool {
-        self.lock().ready_generation == Some(generation)
+        self.lock().healthy_generation == Some(generation)
     }
 
     /// The engine could not be started (or the supervisor gave up on it): Failed, with
@@ -166,17 +181,45 @@ impl AgentState {
         self.lock().state = EngineState::Stopping;
     }
 
-    /// Mark generation `generation` Ready if it is still the current, starting one.
-    /// Returns how long it took since the process started, or None if nothing changed.
+    /// Mark generation `generation` Ready if it is still the current, starting (or
+    /// standby) one. Returns how long it took since the process started, or None if
+    /// nothing changed.
     pub fn mark_ready(&self, generation: u64) -> Option<Duration> {
+        let mut inner = self.lock();
+        let starting = matches!(
+            inner.state,
+            EngineState::Starting | EngineState::Restarting | EngineState::Standby
+        );
+        if inner.generation != generation || !starting || !inner.running {
+            return None;
+        }
+        inner.state = EngineState::Ready;
+        inner.healthy_generation = Some(generation);
+        Some(inner.started_at.map(|t| t.elapsed()).unwrap_or_default())
+    }
+
+    /// The starting engine of `generation` waits for the shared store's lock: Standby.
+    /// Returns how long it took since the process started, or None if nothing changed.
+    pub fn mark_standby(&self, generation: u64) -> Option<Duration> {
         let mut inner = self.lock();
         let starting = matches!(inner.state, EngineState::Starting | EngineState::Restarting);
         if inner.generation != generation || !starting || !inner.running {
             return None;
         }
-        inner.state = EngineState::Ready;
-        inner.ready_generation = Some(generation);
+        inner.state = EngineState::Standby;
+        inner.healthy_generation = Some(generation);
         Some(inner.started_at.map(|t| t.elapsed()).unwrap_or_default())
+    }
+
+    /// The standby of `generation` got the lock and starts serving (not answering yet):
+    /// back to Starting. Returns whether anything changed.
+    pub fn leave_standby(&self, generation: u64) -> bool {
+        let mut inner = self.lock();
+        if inner.generation != generation || inner.state != EngineState::Standby {
+            return false;
+        }
+        inner.state = EngineState::Starting;
+        true
     }
 
     /// A Ready engine stopped answering: back to Starting (same process).
@@ -244,5 +287,44 @@ mod tests {
         assert_eq!(r.state, EngineState::Stopping);
         assert_eq!(r.restarts, 1);
         assert_eq!(r.broker_id, "b-1");
+    }
+
+    #[test]
+    fn standby_transitions() {
+        let s = AgentState::new("b-1".into(), Engine::Activemq);
+        let g1 = s.engine_started(false);
+        assert!(s.mark_standby(g1).is_some());
+        assert_eq!(s.state(), EngineState::Standby);
+        // a standby is a healthy run (restarted, not given up on, when it dies)
+        assert!(s.was_ready(g1));
+        // only from Starting/Restarting
+        assert!(s.mark_standby(g1).is_none());
+        // the lock came: Ready, straight from Standby
+        assert!(s.mark_ready(g1).is_some());
+        assert_eq!(s.state(), EngineState::Ready);
+        assert!(s.mark_standby(g1).is_none());
+        assert!(!s.leave_standby(g1));
+
+        s.engine_died("killed".into());
+        assert!(s.mark_standby(g1).is_none());
+        let g2 = s.engine_started(true);
+        assert_eq!(s.state(), EngineState::Restarting);
+        assert!(!s.was_ready(g2));
+        assert!(s.mark_standby(g2).is_some());
+        // got the lock but does not answer yet: Starting, then Ready
+        assert!(!s.leave_standby(g1));
+        assert!(s.leave_standby(g2));
+        assert_eq!(s.state(), EngineState::Starting);
+        assert!(s.mark_ready(g2).is_some());
+
+        // a planned restart of a standby ends its generation like any other
+        let g3 = s.engine_started(false);
+        assert!(s.mark_standby(g3).is_some());
+        s.planned_restart();
+        assert_eq!(s.state(), EngineState::Restarting);
+        assert!(s.mark_ready(g3).is_none());
+        s.set_stopping();
+        assert!(s.mark_standby(g3).is_none());
+        assert_eq!(s.state(), EngineState::Stopping);
     }
 }

@@ -37,6 +37,11 @@
 //! timeout), `prepare` renders the files again and the new process starts at once; no
 //! restart is counted and no backoff applies. The request is answered with the new
 //! run's generation once the process is started.
+//!
+//! **Kill on request** ([`KillRequest`]: the monitor found the engine hung, so that the
+//! standby of a shared-storage pair can take the store's lock): the run's process group
+//! gets SIGKILL at once, and its end is then handled like any crash (restart with
+//! backoff), with the request's reason as `last_error`.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -168,6 +173,28 @@ pub struct RestartRequest {
     pub done: oneshot::Sender<Result<u64, String>>,
 }
 
+/// Ask the supervisor to SIGKILL the engine run `generation` (ignored if that run is
+/// over); its exit then counts as a crash, with `reason` as the error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillRequest {
+    pub generation: u64,
+    pub reason: String,
+}
+
+/// What the rest of the agent may ask of the supervisor.
+#[derive(Debug)]
+pub enum Control {
+    Restart(RestartRequest),
+    Kill(KillRequest),
+}
+
+/// How a run ended, or what interrupted waiting for it.
+enum RunEvent {
+    Exited(ExitKind),
+    Restart(RestartRequest),
+    Shutdown,
+}
+
 /// Builds the process to run; called before every start.
 pub type PrepareFn = Box<dyn FnMut() -> anyhow::Result<ProcessSpec> + Send + Sync>;
 /// Reads the output of a run that ended.
@@ -181,11 +208,11 @@ pub struct Supervisor {
     state: Arc<AgentState>,
     reaper: &'static Reaper,
     output: EngineOutput,
-    control: Option<mpsc::Receiver<RestartRequest>>,
+    control: Option<mpsc::Receiver<Control>>,
 }
 
-/// The next restart request, or never (no channel, or its senders are gone).
-async fn next_request(control: &mut Option<mpsc::Receiver<RestartRequest>>) -> RestartRequest {
+/// The next request, or never (no channel, or its senders are gone).
+async fn next_request(control: &mut Option<mpsc::Receiver<Control>>) -> Control {
     if let Some(rx) = control {
         if let Some(req) = rx.recv().await {
             return req;
@@ -218,9 +245,16 @@ impl Supervisor {
         self
     }
 
-    /// Take restart requests from `control`.
-    pub fn with_control(mut self, control: mpsc::Receiver<RestartRequest>) -> Supervisor {
+    /// Take restart and kill requests from `control`.
+    pub fn with_control(mut self, control: mpsc::Receiver<Control>) -> Supervisor {
         self.control = Some(control);
+        self
+    }
+
+    /// Keep the engine's output in `output` (shared with the agent, which reads a
+    /// standby's lines from it) instead of a buffer of the supervisor's own.
+    pub fn with_output(mut self, output: EngineOutput) -> Supervisor {
+        self.output = output;
         self
     }
 
@@ -299,14 +333,34 @@ impl Supervisor {
 
             let wait = exit.wait();
             tokio::pin!(wait);
-            tokio::select! {
-                status = &mut wait => {
+            // Why the agent killed this run, if it did.
+            let mut killed: Option<String> = None;
+            let event = loop {
+                tokio::select! {
+                    status = &mut wait => break RunEvent::Exited(status),
+                    req = next_request(&mut self.control) => match req {
+                        Control::Restart(req) => break RunEvent::Restart(req),
+                        Control::Kill(kill) if kill.generation == generation && killed.is_none() => {
+                            tracing::error!(pid, reason = %kill.reason, "killing the engine (SIGKILL)");
+                            self.reaper.signal_group(pid, Signal::SIGKILL);
+                            self.reaper.signal(pid, Signal::SIGKILL);
+                            killed = Some(kill.reason);
+                        }
+                        Control::Kill(_) => {}
+                    },
+                    _ = shutdown.changed() => break RunEvent::Shutdown,
+                }
+            };
+            match event {
+                RunEvent::Exited(status) => {
                     // Clean up helpers the engine may have left in its group.
                     self.reaper.signal_group(pid, Signal::SIGKILL);
                     let ran = started.elapsed();
                     // Let the forwarders read what the engine wrote last.
                     let drained = Instant::now() + Duration::from_secs(1);
-                    while forwarder.as_ref().is_some_and(|f| !f.is_finished()) && Instant::now() < drained {
+                    while forwarder.as_ref().is_some_and(|f| !f.is_finished())
+                        && Instant::now() < drained
+                    {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     if ran >= self.config.stable_after {
@@ -316,15 +370,29 @@ impl Supervisor {
                     let ready = self.state.was_ready(generation);
                     failed_starts = if ready { 0 } else { failed_starts + 1 };
                     let diagnosis = (self.diagnose)(&self.output.lines());
-                    let mut msg = format!(
-                        "engine exited unexpectedly ({status}) after {:.1} s",
-                        ran.as_secs_f64()
-                    );
-                    if let Some(excerpt) = &diagnosis.excerpt {
-                        msg.push_str(": ");
-                        msg.push_str(excerpt);
-                    }
-                    match after_exit(ready, diagnosis.deterministic, failed_starts, self.config.max_failed_starts) {
+                    let msg = match &killed {
+                        // The output of a killed run says nothing about why.
+                        Some(reason) => {
+                            format!("{reason} ({status} after {:.1} s)", ran.as_secs_f64())
+                        }
+                        None => {
+                            let mut msg = format!(
+                                "engine exited unexpectedly ({status}) after {:.1} s",
+                                ran.as_secs_f64()
+                            );
+                            if let Some(excerpt) = &diagnosis.excerpt {
+                                msg.push_str(": ");
+                                msg.push_str(excerpt);
+                            }
+                            msg
+                        }
+                    };
+                    match after_exit(
+                        ready,
+                        diagnosis.deterministic,
+                        failed_starts,
+                        self.config.max_failed_starts,
+                    ) {
                         Verdict::Restart => {
                             tracing::warn!("{msg}");
                             after_death = true;
@@ -345,14 +413,14 @@ impl Supervisor {
                         }
                     }
                 }
-                req = next_request(&mut self.control) => {
+                RunEvent::Restart(req) => {
                     tracing::info!(reason = %req.reason, "restarting the engine on request");
                     self.state.planned_restart();
                     self.stop(pid, wait).await;
                     requested = Some(req.done);
                     failures = 0;
                 }
-                _ = shutdown.changed() => {
+                RunEvent::Shutdown => {
                     self.stop(pid, wait).await;
                     return;
                 }
@@ -375,7 +443,9 @@ impl Supervisor {
                 _ = &mut sleep => return *shutdown.borrow(),
                 _ = shutdown.changed() => return true,
                 req = next_request(&mut self.control) => {
-                    let _ = req.done.send(Err("the engine is not running (it is being restarted after a failure)".into()));
+                    if let Control::Restart(req) = req {
+                        let _ = req.done.send(Err("the engine is not running (it is being restarted after a failure)".into()));
+                    }
                 }
             }
         }
@@ -391,7 +461,9 @@ impl Supervisor {
                     }
                 }
                 req = next_request(&mut self.control) => {
-                    let _ = req.done.send(Err("the engine is not running (the agent gave up on it)".into()));
+                    if let Control::Restart(req) = req {
+                        let _ = req.done.send(Err("the engine is not running (the agent gave up on it)".into()));
+                    }
                 }
             }
         }
@@ -600,10 +672,10 @@ mod tests {
         // restart requests are refused now
         let (done_tx, done_rx) = oneshot::channel();
         ctl_tx
-            .send(RestartRequest {
+            .send(Control::Restart(RestartRequest {
                 reason: "test".into(),
                 done: done_tx,
-            })
+            }))
             .await
             .unwrap();
         let refused = tokio::time::timeout(Duration::from_secs(5), done_rx)
@@ -701,10 +773,10 @@ mod tests {
 
         let (done_tx, done_rx) = oneshot::channel();
         ctl_tx
-            .send(RestartRequest {
+            .send(Control::Restart(RestartRequest {
                 reason: "test".into(),
                 done: done_tx,
-            })
+            }))
             .await
             .unwrap();
         let g2 = tokio::time::timeout(Duration::from_secs(10), done_rx)
@@ -729,6 +801,77 @@ mod tests {
             })
         })
         .await;
+        state.set_stopping();
+        tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_kill_request_kills_the_run_and_counts_as_a_crash() {
+        let state = new_state();
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        // a hung engine: ignores SIGTERM, answers nothing
+        let script = format!(
+            "trap '' TERM; echo $$ > {}; echo still here; exec sleep 60",
+            pidfile.display()
+        );
+        let (ctl_tx, ctl_rx) = mpsc::channel(1);
+        let sup = Supervisor::new(
+            fast_config(),
+            Box::new(move || Ok(sh(&script))),
+            state.clone(),
+            Reaper::global(),
+        )
+        .with_diagnosis(test_diagnosis())
+        .with_control(ctl_rx);
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(sup.run(rx));
+        let read_pid = || {
+            std::fs::read_to_string(&pidfile)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        };
+        eventually(Duration::from_secs(10), "engine running", || {
+            read_pid().is_some()
+        })
+        .await;
+        let first = read_pid().unwrap();
+        let (_, g1) = state.phase();
+        assert!(state.mark_ready(g1).is_some());
+        std::fs::remove_file(&pidfile).unwrap();
+
+        // a request for another (older) run is ignored
+        ctl_tx
+            .send(Control::Kill(KillRequest {
+                generation: g1 - 1,
+                reason: "stale".into(),
+            }))
+            .await
+            .unwrap();
+        ctl_tx
+            .send(Control::Kill(KillRequest {
+                generation: g1,
+                reason: "engine hung: test".into(),
+            }))
+            .await
+            .unwrap();
+        eventually(Duration::from_secs(10), "restarted", || {
+            read_pid().is_some()
+        })
+        .await;
+        assert_ne!(read_pid().unwrap(), first);
+        assert_eq!(state.restarts(), 1);
+        let err = state.last_error().unwrap();
+        assert!(
+            err.starts_with("engine hung: test (killed by SIGKILL after "),
+            "{err}"
+        );
+        assert!(!err.contains("still here"), "{err}");
         state.set_stopping();
         tx.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(10), task)

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use agent_contract::{
     ActivemqSpec, AgentSpec, Engine, EngineSpec, EngineUser, NodeSpec, RabbitmqSpec, TlsMaterial,
+    Topology,
 };
 
 use crate::context::Agent;
@@ -107,7 +108,21 @@ pub(crate) struct FakeDriver {
     /// certificate (a RabbitMQ whose PEM cache was cleared) or not.
     pub tls_server: Mutex<Option<(Arc<TlsSwitch>, std::net::SocketAddr)>>,
     pub tls_swaps_live: AtomicBool,
+    /// Probe and liveness never answer (a frozen engine).
+    pub probe_hangs: AtomicBool,
+    /// Users written by `stage_users` (a standby's).
+    pub staged: Mutex<Vec<Vec<String>>>,
+    /// An engine TLS listener that is closed (a standby's): listed by `tls_endpoints`,
+    /// not by `standby_tls_endpoints` (which lists the `tls_server` only).
+    pub closed_engine_tls: Mutex<Option<std::net::SocketAddr>>,
+    /// What `cluster_running` answers.
+    pub cluster_members: Mutex<Option<Vec<String>>>,
 }
+
+/// The fake engine's output line that says it waits for the shared store's lock, and
+/// the one that says it got it (see `FakeDriver::waits_for_lock`).
+pub(crate) const FAKE_WAITING: &str = "fake: waiting for the store's lock";
+pub(crate) const FAKE_LOCKED: &str = "fake: got the store's lock";
 
 /// A TLS listener on 127.0.0.1 that completes handshakes with `switch`'s certificate.
 pub(crate) async fn tls_test_server(switch: Arc<TlsSwitch>) -> std::net::SocketAddr {
@@ -141,6 +156,9 @@ impl EngineDriver for FakeDriver {
     }
     fn probe(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         let ok = self.probe_ok.load(Ordering::SeqCst);
+        if self.probe_hangs.load(Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
         Box::pin(async move {
             if ok {
                 Ok(())
@@ -200,6 +218,16 @@ impl EngineDriver for FakeDriver {
         })
     }
     fn tls_endpoints(&self, spec: &AgentSpec) -> Vec<TlsEndpoint> {
+        let mut out = self.standby_tls_endpoints(spec);
+        if let (Some(_), Some(addr)) = (&spec.tls, *self.closed_engine_tls.lock().unwrap()) {
+            out.push(TlsEndpoint {
+                name: "closed-engine-tls",
+                addr,
+            });
+        }
+        out
+    }
+    fn standby_tls_endpoints(&self, spec: &AgentSpec) -> Vec<TlsEndpoint> {
         match (&spec.tls, &*self.tls_server.lock().unwrap()) {
             (Some(_), Some((_, addr))) => vec![TlsEndpoint {
                 name: "test-tls",
@@ -208,6 +236,27 @@ impl EngineDriver for FakeDriver {
             _ => Vec::new(),
         }
     }
+    /// Waiting if the output says [`FAKE_WAITING`] and not [`FAKE_LOCKED`] after it.
+    fn waits_for_lock(&self, output: &[String]) -> bool {
+        output
+            .iter()
+            .rev()
+            .find(|l| *l == FAKE_WAITING || *l == FAKE_LOCKED)
+            .is_some_and(|l| l == FAKE_WAITING)
+    }
+    fn cluster_running(&self) -> BoxFuture<'_, Option<Vec<String>>> {
+        let members = self.cluster_members.lock().unwrap().clone();
+        Box::pin(async move { members })
+    }
+    fn stage_users<'a>(&'a self, spec: &'a AgentSpec) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            self.staged
+                .lock()
+                .unwrap()
+                .push(spec.users.iter().map(|u| u.username.clone()).collect());
+            Ok(true)
+        })
+    }
     fn secrets(&self) -> Vec<String> {
         vec!["driver-internal-secret".into()]
     }
@@ -215,11 +264,28 @@ impl EngineDriver for FakeDriver {
 
 /// An [`Agent`] on [`sample_spec`] with a [`FakeDriver`]; the spec is persisted in `dir`.
 pub(crate) fn test_agent(dir: &std::path::Path) -> (Arc<Agent>, Arc<FakeDriver>) {
+    test_agent_with(dir, sample_spec())
+}
+
+/// [`test_agent`] with another spec.
+pub(crate) fn test_agent_with(
+    dir: &std::path::Path,
+    spec: AgentSpec,
+) -> (Arc<Agent>, Arc<FakeDriver>) {
     let driver = Arc::new(FakeDriver::default());
-    let agent = Arc::new(Agent::new(
-        sample_spec(),
-        dir.join("spec.json"),
-        driver.clone(),
-    ));
+    let agent = Arc::new(Agent::new(spec, dir.join("spec.json"), driver.clone()));
     (agent, driver)
+}
+
+/// [`sample_spec`] for node `index` of an active/standby pair on shared storage.
+pub(crate) fn shared_storage_spec(index: u32) -> AgentSpec {
+    let mut spec = sample_spec();
+    spec.node = NodeSpec {
+        index,
+        count: 2,
+        peers: vec![format!("node-{}", 1 - index)],
+        topology: Topology::SharedStorage,
+        ..NodeSpec::default()
+    };
+    spec
 }

@@ -50,6 +50,10 @@ pub struct Settings {
     pub unhealthy_after_secs: u64,
     /// How often the reconciler looks at every broker, even without a nudge.
     pub reconcile_interval_ms: u64,
+    /// Active/standby: the active's agent not answering this long (a paused or hung
+    /// container that still holds the store's lock) gets the container killed, so the
+    /// standby takes over.
+    pub hung_after_ms: u64,
     /// HTTP: a new connection must send its first request head within this long, and a
     /// later request its head within this long of its first byte; else it is closed.
     pub http_header_timeout_ms: u64,
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Settings {
             .field("create_timeout_secs", &self.create_timeout_secs)
             .field("unhealthy_after_secs", &self.unhealthy_after_secs)
             .field("reconcile_interval_ms", &self.reconcile_interval_ms)
+            .field("hung_after_ms", &self.hung_after_ms)
             .field("http_header_timeout_ms", &self.http_header_timeout_ms)
             .field("http_body_timeout_ms", &self.http_body_timeout_ms)
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
@@ -121,6 +126,7 @@ impl Default for Settings {
             create_timeout_secs: 300,
             unhealthy_after_secs: 60,
             reconcile_interval_ms: 1000,
+            hung_after_ms: 2000,
             http_header_timeout_ms: 10_000,
             http_body_timeout_ms: 30_000,
             http_idle_timeout_ms: 60_000,

@@ -96,6 +96,8 @@ impl Application {
                 create_timeout: Duration::from_secs(settings.create_timeout_secs),
                 unhealthy_after: Duration::from_secs(settings.unhealthy_after_secs),
                 poll: Duration::from_millis(100),
+                hung_after: Duration::from_millis(settings.hung_after_ms),
+                health_timeout: Duration::from_secs(1),
                 host_cpus,
                 host_memory_bytes: host_memory,
                 listeners: settings.listeners(),

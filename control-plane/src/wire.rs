@@ -96,6 +96,35 @@ pub struct BrokerInstance {
     #[serde(rename = "consoleURL", skip_serializing_if = "Option::is_none")]
     pub console_url: Option<String>,
     pub endpoints: Vec<String>,
+    /// ActiveMQ only, as on Amazon MQ: the address clients reach the instance at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+}
+
+/// Berth's extension of DescribeBroker: every node with its zone, the role it plays
+/// right now (which instance of a pair is active) and its health. AWS SDKs ignore it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BerthNode {
+    pub index: u32,
+    pub zone: String,
+    /// ACTIVE, STANDBY, CLUSTER_NODE or DOWN.
+    pub role: String,
+    /// The agent's last engine state (`ready`, `standby`, `starting`, …), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The agent has not answered since then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable_since: Option<String>,
+    /// Cluster members this node sees running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_running: Option<Vec<String>>,
+    /// This node's own endpoints (for diagnosis; clients of a cluster use the broker's).
+    pub endpoints: Vec<String>,
+    #[serde(rename = "consoleURL", skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,6 +196,8 @@ pub struct DescribeBrokerResponse {
     pub subnet_ids: Vec<String>,
     pub tags: BTreeMap<String, String>,
     pub users: Vec<UserSummary>,
+    /// Berth extension: the broker's nodes (see [`BerthNode`]).
+    pub berth_nodes: Vec<BerthNode>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -26,6 +26,9 @@ case "$VERSION" in
 esac
 
 PACKAGES=(rabbitmq-server ca-certificates procps)
+# 4.x runs CLUSTER_MULTI_AZ brokers: their load balancer is a 4th container from this same image, running Debian's
+# haproxy instead of the agent (the control plane overrides the entrypoint; control-plane/src/domain/haproxy.rs).
+case "$VERSION" in 4.*) PACKAGES+=(haproxy) ;; esac
 VERSION_PACKAGE=rabbitmq-server
 
 # Called after the security upgrade and the generic trim; $1 = rootfs.
@@ -43,4 +46,12 @@ engine_customize() {
   list=$(IFS=,; echo "${PLUGINS[*]}")
   printf '[%s].\n' "$list" > "$root/etc/rabbitmq/enabled_plugins"
   chmod 0644 "$root/etc/rabbitmq/enabled_plugins"
+  case "$VERSION" in
+    4.*)
+      [ -x "$root/usr/sbin/haproxy" ] || die "rabbitmq $VERSION: haproxy is not installed (/usr/sbin/haproxy)"
+      # Debian's sample config is never used (the LB gets /etc/berth/haproxy.cfg); the directory the control plane
+      # uploads into exists, so a single-file archive suffices.
+      mkdir -p "$root/etc/berth"; chmod 0755 "$root/etc/berth"
+      ;;
+  esac
 }

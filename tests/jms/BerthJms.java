@@ -25,6 +25,17 @@
  *                                            "after_dlq"}; K (default 0) is the client's own redelivery
  *                                            limit, so by default the broker's policy decides
  *   write-denied --dest Q                    a send to Q must fail with a JMSSecurityException; {"denied"}
+ *   produce --dest Q --duration S [--gap-ms G] [--ready-file F]
+ *                                            persistent synchronous sends with seq=1,2,… for S s (G ms apart,
+ *                                            default 10); a send that returns is acknowledged by the broker.
+ *                                            With a failover: URL a send blocks through a failover.
+ *                                            {"acked", "max_gap_ms", "gaps"} (gaps: every gap > 250 ms between
+ *                                            consecutive acknowledged sends, in ms). --ready-file: created
+ *                                            once the first send is acknowledged (consume: once subscribed)
+ *   consume --dest Q --idle S [--ready-file F]
+ *                                            CLIENT_ACK consumer (ack per message) until nothing came for S s;
+ *                                            {"received", "distinct", "duplicates", "contiguous" (largest k with
+ *                                            1..k all seen), "max_seq", "max_gap_ms"}
  *
  * Destinations are queue names unless prefixed with "topic://" (or "queue://").
  */
@@ -136,6 +147,10 @@ public final class BerthJms {
                 return dlq();
             case "write-denied":
                 return writeDenied();
+            case "produce":
+                return produce();
+            case "consume":
+                return consume();
             default:
                 throw new UsageError("unknown mode " + mode);
         }
@@ -307,6 +322,87 @@ public final class BerthJms {
             closeQuietly(c);
         }
         return sent == count;
+    }
+
+    /** Creates the --ready-file, if one was given (the caller waits for it). */
+    private void markReady() throws java.io.IOException {
+        String f = opts.get("ready-file");
+        if (f != null) Files.write(Paths.get(f), new byte[0]);
+    }
+
+    private boolean produce() throws Exception {
+        String dest = opt("dest");
+        long durationNs = (long) (Double.parseDouble(opt("duration")) * 1e9);
+        long gapMs = intOpt("gap-ms", 10);
+        Connection c = connect();
+        int acked = 0;
+        long maxGap = 0;
+        List<Long> gaps = new ArrayList<>();
+        try {
+            Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            MessageProducer p = s.createProducer(destination(s, dest));
+            p.setDeliveryMode(DeliveryMode.PERSISTENT);
+            long start = System.nanoTime(), last = start;
+            while (System.nanoTime() - start < durationNs) {
+                TextMessage m = s.createTextMessage("message " + (acked + 1));
+                m.setIntProperty("seq", acked + 1);
+                p.send(m);
+                acked++;
+                if (acked == 1) markReady();
+                long now = System.nanoTime();
+                long gap = (now - last) / 1_000_000;
+                maxGap = Math.max(maxGap, gap);
+                if (gap > 250) gaps.add(gap);
+                last = now;
+                if (gapMs > 0) Thread.sleep(gapMs);
+            }
+        } catch (JMSException e) {
+            out.put("error", describe(e));
+        } finally {
+            out.put("acked", acked);
+            out.put("max_gap_ms", maxGap);
+            out.put("gaps", gaps);
+            closeQuietly(c);
+        }
+        return !out.containsKey("error");
+    }
+
+    private boolean consume() throws Exception {
+        String dest = opt("dest");
+        long idleMs = (long) (Double.parseDouble(opt("idle", "10")) * 1000);
+        TreeSet<Integer> seen = new TreeSet<>();
+        int received = 0, duplicates = 0;
+        long maxGap = 0;
+        Connection c = connect();
+        try {
+            Session s = c.createSession(false, Session.CLIENT_ACKNOWLEDGE);
+            MessageConsumer mc = s.createConsumer(destination(s, dest));
+            markReady();
+            long last = 0;
+            while (true) {
+                Message m = mc.receive(idleMs);
+                if (m == null) break;
+                long now = System.nanoTime();
+                if (last != 0) maxGap = Math.max(maxGap, (now - last) / 1_000_000);
+                last = now;
+                received++;
+                if (!seen.add(m.getIntProperty("seq"))) duplicates++;
+                m.acknowledge();
+            }
+        } catch (JMSException e) {
+            out.put("error", describe(e));
+        } finally {
+            int contiguous = 0;
+            while (seen.contains(contiguous + 1)) contiguous++;
+            out.put("received", received);
+            out.put("distinct", seen.size());
+            out.put("duplicates", duplicates);
+            out.put("contiguous", contiguous);
+            out.put("max_seq", seen.isEmpty() ? 0 : seen.last());
+            out.put("max_gap_ms", maxGap);
+            closeQuietly(c);
+        }
+        return !out.containsKey("error");
     }
 
     private boolean receive() throws Exception {

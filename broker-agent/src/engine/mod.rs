@@ -7,7 +7,10 @@
 //! memory limits to a running engine, and may run helpers next to it
 //! ([`EngineDriver::start_sidecars`], e.g. ActiveMQ's WebSocket bridge), takes a renewed
 //! certificate ([`EngineDriver::apply_tls`]) and explains, from the engine's own output,
-//! why it stopped ([`EngineDriver::diagnose_exit`], see [`diagnosis`]).
+//! why it stopped ([`EngineDriver::diagnose_exit`], see [`diagnosis`]). For an
+//! active/standby pair on shared storage it also recognises a standby from the engine's
+//! output ([`EngineDriver::waits_for_lock`]) and says what a standby can take
+//! ([`EngineDriver::stage_users`], [`EngineDriver::standby_tls_endpoints`]).
 //! [`driver_for`] picks the implementation from the spec's engine part. The generic
 //! modules know only this trait; tests implement it with fakes.
 //!
@@ -118,6 +121,35 @@ pub trait EngineDriver: Send + Sync + 'static {
     /// report, e.g. the keystore password.
     fn secrets(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Shared-storage topologies: whether the output of the current run (`output`, oldest
+    /// line first) says the engine waits for the shared store's lock, i.e. it is a
+    /// standby. Asked only while the probe fails on a `Topology::SharedStorage` node; the
+    /// default (an engine without shared storage) is `false`.
+    fn waits_for_lock(&self, output: &[String]) -> bool {
+        let _ = output;
+        false
+    }
+    /// The engine is a standby (alive, waiting for the store's lock, answering nothing):
+    /// write `spec.users` where the engine reads them once it becomes active, without
+    /// talking to it. `Ok(true)`: it will serve with exactly these users (nothing left
+    /// to reconcile); `Ok(false)` (the default): nothing could be done now, the users are
+    /// reconciled when it is Ready.
+    fn stage_users<'a>(&'a self, spec: &'a AgentSpec) -> BoxFuture<'a, anyhow::Result<bool>> {
+        let _ = spec;
+        Box::pin(async { Ok(false) })
+    }
+    /// The TLS listeners that serve `spec.tls`'s certificate while the engine is a
+    /// standby (a sidecar's, say; the engine's own are closed then). The default is none.
+    fn standby_tls_endpoints(&self, spec: &AgentSpec) -> Vec<TlsEndpoint> {
+        let _ = spec;
+        Vec::new()
+    }
+    /// Cluster topologies: the member names the engine sees running right now (its own
+    /// included), reported in `HealthReport::cluster_running`. The default (no cluster)
+    /// is `None`.
+    fn cluster_running(&self) -> BoxFuture<'_, Option<Vec<String>>> {
+        Box::pin(async { None })
     }
     /// The container's memory limit right now.
     fn current_memory_limit(&self) -> Option<u64> {

@@ -17,6 +17,7 @@ pub struct BrokerDetail {
     pub row: BrokerRow,
     pub users: Vec<UserRow>,
     pub ports: Vec<PortRow>,
+    pub nodes: Vec<crate::db::nodes::NodeRow>,
 }
 
 fn required<T>(v: Option<T>, attribute: &str) -> Result<T, Error> {
@@ -133,6 +134,7 @@ pub async fn broker_create(
     profile.check_mode(mode)?;
     let instance = InstanceType::resolve(&instance_name, &version)?;
     let storage = profile.check_storage(req.storage_type.as_deref())?;
+    profile.check_combination(mode, &version, &instance, storage)?;
     refuse_unavailable(&Unavailable {
         authentication_strategy: req.authentication_strategy.as_deref(),
         ldap: req.ldap_server_metadata.is_some(),
@@ -231,7 +233,7 @@ pub async fn broker_create(
         ));
     }
 
-    let ports = (0..profile::node_count(mode))
+    let mut ports: Vec<(i32, &'static str)> = (0..profile::node_count(mode))
         .flat_map(|node| {
             profile
                 .node_ports()
@@ -239,6 +241,16 @@ pub async fn broker_create(
                 .map(move |(protocol, _)| (node as i32, protocol))
         })
         .collect();
+    if mode == DeploymentMode::ClusterMultiAz {
+        // The load balancer's: the broker's one endpoint per protocol.
+        ports.extend(
+            profile
+                .node_ports()
+                .into_iter()
+                .filter(|(protocol, _)| *protocol != profile::AGENT_PROTOCOL)
+                .map(|(protocol, _)| (crate::domain::objects::LOAD_BALANCER_PORTS, protocol)),
+        );
+    }
     let new = NewBroker {
         id: BrokerId::generate(),
         scope: caller.scope.clone(),
@@ -289,7 +301,13 @@ pub async fn broker_describe(
         .ok_or_else(|| Error::broker_not_found(id.as_str()))?;
     let users = ctx.store.broker_users(&id).await?;
     let ports = ctx.store.broker_ports(&id).await?;
-    Ok(BrokerDetail { row, users, ports })
+    let nodes = ctx.store.broker_nodes(&id).await?;
+    Ok(BrokerDetail {
+        row,
+        users,
+        ports,
+        nodes,
+    })
 }
 
 /// One page of brokers and the token of the next page.
@@ -357,34 +375,76 @@ pub fn describe_view(
     );
     let host = &ctx.advertised_host;
     let profile = profile::profile(engine_type);
-    let broker_instances = if show_instances {
-        let nodes = 0..profile::node_count(row.mode()?);
-        nodes
+    let layout = crate::domain::nodes::layout(&row.broker_id(), row.mode()?, &row.region);
+    // Endpoints and console of the ports owned by `owner` (a node, or the load balancer).
+    let instance = |owner: i32| {
+        let port_of = |proto: &str| {
+            d.ports
+                .iter()
+                .find(|p| p.node == owner && p.protocol == proto)
+                .map(|p| p.host_port)
+        };
+        let endpoints: Vec<String> = profile
+            .served(ctx.listeners)
+            .filter_map(|ep| {
+                port_of(ep.protocol).map(|p| format!("{}://{host}:{p}{}", ep.scheme, ep.path))
+            })
+            .collect();
+        let console = profile
+            .served_console(ctx.listeners)
+            .and_then(|c| port_of(c.protocol).map(|p| format!("{}://{host}:{p}", c.scheme)));
+        (endpoints, console)
+    };
+    let ip_address = (engine_type == EngineType::Activemq).then(|| host.clone());
+    let broker_instances = match (show_instances, layout.load_balancer) {
+        (false, _) => Vec::new(),
+        // A cluster is one instance: its load-balanced endpoint.
+        (true, true) => {
+            let (endpoints, console_url) = instance(crate::domain::objects::LOAD_BALANCER_PORTS);
+            vec![views::BrokerInstance {
+                console_url,
+                endpoints,
+                ip_address: None,
+            }]
+        }
+        (true, false) => layout
+            .indexes()
             .map(|node| {
-                let port_of = |proto: &str| {
-                    d.ports
-                        .iter()
-                        .find(|p| p.node == node as i32 && p.protocol == proto)
-                        .map(|p| p.host_port)
-                };
-                let endpoints = profile
-                    .served(ctx.listeners)
-                    .filter_map(|ep| {
-                        port_of(ep.protocol)
-                            .map(|p| format!("{}://{host}:{p}{}", ep.scheme, ep.path))
-                    })
-                    .collect();
+                let (endpoints, console_url) = instance(node as i32);
                 views::BrokerInstance {
-                    console_url: profile.served_console(ctx.listeners).and_then(|c| {
-                        port_of(c.protocol).map(|p| format!("{}://{host}:{p}", c.scheme))
-                    }),
+                    console_url,
                     endpoints,
+                    ip_address: ip_address.clone(),
                 }
             })
-            .collect()
-    } else {
-        Vec::new()
+            .collect(),
     };
+    let berth_nodes = layout
+        .nodes
+        .iter()
+        .map(|plan| {
+            let stored = d.nodes.iter().find(|n| n.node == plan.index as i32);
+            let state =
+                stored.and_then(|n| n.unreachable_since.is_none().then(|| n.state()).flatten());
+            let (endpoints, console_url) = instance(plan.index as i32);
+            views::BerthNode {
+                index: plan.index,
+                zone: plan.zone.clone(),
+                role: crate::domain::nodes::observed_role(layout.kind, state)
+                    .as_wire()
+                    .to_owned(),
+                engine_state: stored.and_then(|n| n.engine_state.clone()),
+                last_error: stored.and_then(|n| n.last_error.clone()),
+                unreachable_since: stored
+                    .and_then(|n| n.unreachable_since)
+                    .map(views::timestamp),
+                cluster_running: stored
+                    .and_then(|n| n.cluster_running.as_ref().map(|j| j.0.clone())),
+                endpoints,
+                console_url,
+            }
+        })
+        .collect();
     let actions_required = match (state, &row.state_reason) {
         (BrokerState::CreationFailed, Some(reason)) => vec![views::ActionRequired {
             action_required_code: "CREATION_FAILED".into(),
@@ -428,6 +488,7 @@ pub fn describe_view(
         storage_type: row.storage_type.clone(),
         subnet_ids: row.subnet_ids.0.clone(),
         tags: row.tags.0.clone(),
+        berth_nodes,
         users: d
             .users
             .iter()
@@ -528,6 +589,13 @@ pub async fn broker_update(
     };
     if let Some(t) = &req.host_instance_type {
         let it = InstanceType::resolve(t, &target_version)?;
+        let storage = crate::domain::StorageType::from_db(&row.storage_type)?;
+        profile::profile(engine_type).check_combination(
+            row.mode()?,
+            &target_version,
+            &it,
+            storage,
+        )?;
         update.pending_host_instance_type =
             Some((it.name != row.host_instance_type).then(|| it.name.to_owned()));
     }

@@ -90,12 +90,12 @@ pub fn instance_options(
             .iter()
             .filter(|t| host_instance_type.is_none_or(|h| h.is_empty() || h == t.name))
         {
-            let versions: Vec<String> = ENGINE_VERSIONS
+            let runs: Vec<&EngineVersion> = ENGINE_VERSIONS
                 .iter()
                 .filter(|v| v.engine == e)
                 .filter(|v: &&EngineVersion| InstanceType::resolve(it.name, v).is_ok())
-                .map(|v| v.name.to_owned())
                 .collect();
+            let versions: Vec<String> = runs.iter().map(|v| v.name.to_owned()).collect();
             if versions.is_empty() {
                 continue;
             }
@@ -111,9 +111,17 @@ pub fn instance_options(
                     engine_type: e.as_wire().to_owned(),
                     host_instance_type: it.name.to_owned(),
                     storage_type: st.as_wire().to_owned(),
+                    // The modes some version runs on this instance type and storage.
                     supported_deployment_modes: profile(e)
                         .modes
                         .iter()
+                        .filter(|m| {
+                            runs.iter().any(|v| {
+                                InstanceType::resolve(it.name, v).is_ok_and(|i| {
+                                    profile(e).check_combination(**m, v, &i, *st).is_ok()
+                                })
+                            })
+                        })
                         .map(|m| m.as_wire().to_owned())
                         .collect(),
                     supported_engine_versions: versions.clone(),

@@ -8,6 +8,7 @@ pub mod account;
 pub mod broker;
 pub mod configuration;
 pub mod model;
+pub mod nodes;
 pub mod tls;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

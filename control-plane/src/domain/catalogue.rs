@@ -102,10 +102,21 @@ pub struct EngineVersion {
     /// Instance type families it runs on (name prefixes), as on Amazon MQ: RabbitMQ 4
     /// runs on Graviton (m7g) only, RabbitMQ 3.10 and ActiveMQ on t3.micro and m5.
     pub families: &'static [&'static str],
+    /// Deployment modes this version runs (clusters need RabbitMQ 4.x here).
+    pub modes: &'static [DeploymentMode],
 }
 
 const M7G: &[&str] = &["mq.m7g."];
 const T3_M5: &[&str] = &["mq.t3.", "mq.m5."];
+const SINGLE: &[DeploymentMode] = &[DeploymentMode::SingleInstance];
+const ACTIVE_STANDBY: &[DeploymentMode] = &[
+    DeploymentMode::SingleInstance,
+    DeploymentMode::ActiveStandbyMultiAz,
+];
+const CLUSTER: &[DeploymentMode] = &[
+    DeploymentMode::SingleInstance,
+    DeploymentMode::ClusterMultiAz,
+];
 
 /// Versions Berth can run today (every version Debian ships), newest first per engine.
 /// Images are built from Debian packages on first use (`images/build.sh`).
@@ -117,6 +128,7 @@ pub const ENGINE_VERSIONS: &[EngineVersion] = &[
         image: "berth/activemq:5.17",
         debian_suite: "trixie",
         families: T3_M5,
+        modes: ACTIVE_STANDBY,
     },
     EngineVersion {
         engine: EngineType::Rabbitmq,
@@ -125,6 +137,7 @@ pub const ENGINE_VERSIONS: &[EngineVersion] = &[
         image: "berth/rabbitmq:4.3",
         debian_suite: "forky",
         families: M7G,
+        modes: CLUSTER,
     },
     EngineVersion {
         engine: EngineType::Rabbitmq,
@@ -133,6 +146,7 @@ pub const ENGINE_VERSIONS: &[EngineVersion] = &[
         image: "berth/rabbitmq:4.0",
         debian_suite: "trixie",
         families: M7G,
+        modes: CLUSTER,
     },
     EngineVersion {
         engine: EngineType::Rabbitmq,
@@ -141,6 +155,7 @@ pub const ENGINE_VERSIONS: &[EngineVersion] = &[
         image: "berth/rabbitmq:3.10",
         debian_suite: "bookworm",
         families: T3_M5,
+        modes: SINGLE,
     },
 ];
 

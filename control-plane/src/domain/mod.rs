@@ -5,9 +5,11 @@
 
 pub mod activemq_xml;
 pub mod catalogue;
+pub mod haproxy;
 pub mod ids;
 pub mod maintenance;
 pub mod names;
+pub mod nodes;
 pub mod objects;
 pub mod profile;
 pub mod rabbitmq_conf;

@@ -1,12 +1,17 @@
 //! How Berth names the Docker objects of a broker: deterministic, so every reconcile
 //! step can be retried and a crashed control plane finds what it made. A broker has
-//! one network and, per node, one container and one data volume.
+//! one network and, per node, one container and a data volume (an active/standby pair
+//! shares one volume; a cluster also has a load balancer container).
 
 use super::BrokerId;
 
 /// The most nodes any deployment mode runs (CLUSTER_MULTI_AZ: three). Teardown removes
 /// this many, so it never depends on a row that may be half-updated.
 pub const MAX_NODES: u32 = 3;
+
+/// `broker_ports.node` of the ports a cluster's load balancer publishes (the broker's
+/// one endpoint), next to each node's own.
+pub const LOAD_BALANCER_PORTS: i32 = -1;
 
 pub fn network_name(id: &BrokerId) -> String {
     format!("berth-{id}")
@@ -18,4 +23,14 @@ pub fn volume_name(id: &BrokerId, node: u32) -> String {
 
 pub fn container_name(id: &BrokerId, node: u32) -> String {
     format!("berth-{id}-{node}")
+}
+
+/// The one data volume both nodes of an active/standby pair mount.
+pub fn shared_volume_name(id: &BrokerId) -> String {
+    format!("berth-{id}-shared-data")
+}
+
+/// The load balancer in front of a cluster's nodes.
+pub fn load_balancer_name(id: &BrokerId) -> String {
+    format!("berth-{id}-lb")
 }

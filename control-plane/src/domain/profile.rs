@@ -182,7 +182,10 @@ static RABBITMQ: EngineProfile = EngineProfile {
         ),
     }),
     data_dir: "/var/lib/rabbitmq",
-    modes: &[DeploymentMode::SingleInstance],
+    modes: &[
+        DeploymentMode::SingleInstance,
+        DeploymentMode::ClusterMultiAz,
+    ],
     amazon_mq_modes: &[
         DeploymentMode::SingleInstance,
         DeploymentMode::ClusterMultiAz,
@@ -221,7 +224,10 @@ static ACTIVEMQ: EngineProfile = EngineProfile {
     // Debian does not build ActiveMQ's web console.
     console: None,
     data_dir: "/var/lib/activemq",
-    modes: &[DeploymentMode::SingleInstance],
+    modes: &[
+        DeploymentMode::SingleInstance,
+        DeploymentMode::ActiveStandbyMultiAz,
+    ],
     amazon_mq_modes: &[
         DeploymentMode::SingleInstance,
         DeploymentMode::ActiveStandbyMultiAz,
@@ -362,6 +368,51 @@ impl EngineProfile {
                     .join(", ")
             ),
         ))
+    }
+
+    /// Checks what a deployment mode asks of the rest of the request, as Amazon MQ does:
+    /// the version must run the mode (clusters need RabbitMQ 4.x here), multi-AZ modes
+    /// refuse `mq.t3.micro`, and an active/standby pair needs storage both nodes can
+    /// mount (EFS, never EBS).
+    pub fn check_combination(
+        &self,
+        mode: DeploymentMode,
+        version: &super::EngineVersion,
+        instance: &super::InstanceType,
+        storage: StorageType,
+    ) -> Result<(), Error> {
+        if !version.modes.contains(&mode) {
+            let with: Vec<&str> = super::catalogue::ENGINE_VERSIONS
+                .iter()
+                .filter(|v| v.engine == self.engine && v.modes.contains(&mode))
+                .map(|v| v.name)
+                .collect();
+            return Err(Error::bad_request(
+                "deploymentMode",
+                format!(
+                    "{mode} is not supported for {} {}. Versions with {mode}: {}.",
+                    self.engine,
+                    version.name,
+                    with.join(", ")
+                ),
+            ));
+        }
+        if mode != DeploymentMode::SingleInstance && instance.name.starts_with("mq.t3.") {
+            return Err(Error::bad_request(
+                "hostInstanceType",
+                format!(
+                    "Broker instance type {} is not supported with deployment mode {mode}.",
+                    instance.name
+                ),
+            ));
+        }
+        if mode == DeploymentMode::ActiveStandbyMultiAz && storage == StorageType::Ebs {
+            return Err(Error::bad_request(
+                "storageType",
+                format!("Storage type EBS is not supported with deployment mode {mode}: both brokers mount one shared store. Use EFS."),
+            ));
+        }
+        Ok(())
     }
 
     /// A username by this engine's rules.

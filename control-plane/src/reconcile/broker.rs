@@ -1,17 +1,26 @@
 //! One broker's convergence step.
 //!
-//! A broker is a set of nodes (one per container, each with its own data volume and
-//! agent); the deployment mode says how many. What differs between engines comes from
-//! the engine's profile ([`crate::domain::profile`]); the only engine-specific code
-//! here builds the engine part of the agent's spec.
+//! A broker is a set of nodes (one per container, each with its agent and a data volume
+//! — shared by an active/standby pair); the deployment mode says how many and how they
+//! relate ([`crate::domain::nodes`]). Every step asks every node's agent how it is,
+//! records it per node, and adds the reports up into the broker's health: serving
+//! (clients are served) and formed (every node where it should be). A reboot rolls
+//! through the nodes one at a time — standbys first, the active last, so a pair fails
+//! over once — and only moves on when the broker is formed again. With shared storage
+//! an active whose agent stops answering (a paused or hung container still holds the
+//! store's lock) is killed after `hung_after`, so the standby takes over.
+//!
+//! What differs between engines comes from the engine's profile
+//! ([`crate::domain::profile`]); the only engine-specific code here builds the engine
+//! part of the agent's spec.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_contract::{
-    ActivemqSpec, AgentSpec, EngineSpec, EngineState, EngineUser, NodeSpec, RabbitmqSpec,
-    TlsMaterial, SPEC_PATH,
+    ActivemqSpec, AgentSpec, EngineSpec, EngineState, EngineUser, HealthReport, NodeSpec,
+    RabbitmqSpec, TlsMaterial, SPEC_PATH,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -19,15 +28,17 @@ use crate::agent_client::AgentClient;
 use crate::crypto::SecretBox;
 use crate::db::broker::PortPool;
 use crate::db::model::{BrokerRow, PortRow};
+use crate::db::nodes::NodeObservation;
 use crate::db::tls::CertificateRow;
 use crate::db::DataStore;
+use crate::domain::nodes::{self, Assessment, Layout, ObservedRole};
 use crate::domain::objects::{self, MAX_NODES};
-use crate::domain::profile::{self, node_count, EngineProfile, Listeners, AGENT_PROTOCOL};
+use crate::domain::profile::{self, EngineProfile, Listeners, AGENT_PROTOCOL};
 use crate::domain::{BrokerId, BrokerState, EngineType};
 use crate::images::ImageBuilder;
 use crate::runtime::{
     ContainerFile, ContainerRuntime, ContainerSpec, ObjectKind, RuntimeError, LABEL_BROKER,
-    LABEL_INSTALLATION, LABEL_MANAGED, LABEL_NODE,
+    LABEL_INSTALLATION, LABEL_MANAGED, LABEL_NODE, LABEL_ZONE,
 };
 use crate::tls::CertificateAuthority;
 
@@ -52,6 +63,12 @@ pub struct ReconcilerConfig {
     pub unhealthy_after: Duration,
     /// Delay between steps while a broker is in transition.
     pub poll: Duration,
+    /// With shared storage: how long the active's agent may not answer (a paused or hung
+    /// container keeps the store's lock) before the container is killed so that the
+    /// standby takes over.
+    pub hung_after: Duration,
+    /// How long one agent health call may take.
+    pub health_timeout: Duration,
     /// Host CPUs and memory: instance limits larger than the machine are clamped.
     pub host_cpus: u32,
     pub host_memory_bytes: u64,
@@ -149,7 +166,8 @@ impl BrokerReconciler {
             BrokerState::RebootInProgress => self.step_rebooting(&row).await,
             BrokerState::Running | BrokerState::CriticalActionRequired => {
                 self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
-                if self.watch_health(&row).await? {
+                let assessment = self.observe(&row).await?;
+                if self.watch_health(&row, &assessment).await? {
                     let renewed = self.renew_certificate(&row).await?;
                     self.push_spec(&row, renewed).await?;
                 }
@@ -158,10 +176,11 @@ impl BrokerReconciler {
         }
     }
 
-    /// A reboot applies pending settings, recreates the container from the current
-    /// desired state (new limits, same volume) and waits for the agent. A container
-    /// created after the reboot request is this reboot's own, so a retried step never
-    /// recreates twice.
+    /// A reboot applies pending settings and recreates the nodes' containers from the
+    /// current desired state (new limits and image, same volumes), one node at a time:
+    /// the next node goes only once the broker is formed again, standbys before the
+    /// active. A container created after the reboot request is this reboot's own, so a
+    /// retried step (or a restarted control plane) resumes the roll where it was.
     async fn step_rebooting(&self, row: &BrokerRow) -> anyhow::Result<StepOutcome> {
         let id = row.broker_id();
         self.store.broker_apply_pending(&id).await?;
@@ -169,54 +188,81 @@ impl BrokerReconciler {
             return Ok(StepOutcome::Gone);
         };
         let requested = row.reboot_requested_at.unwrap_or(row.state_changed_at);
-        for node in nodes(&row)? {
+        let layout = layout(&row)?;
+        self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
+        let assessment = self.observe(&row).await?;
+        if let Some(failed) = &assessment.failed {
+            // Deterministic (e.g. the configuration revision it was rebooted with):
+            // say why at once; a reboot with a previous revision brings it back.
+            let reason = format!(
+                "The engine failed to start after the reboot ({failed}). Reboot with a previous configuration revision to recover."
+            );
+            return self.fail_reboot(&id, &reason).await;
+        }
+        // Nodes still running a container from before the request, in roll order.
+        let roles = self.roles(&row, &layout).await?;
+        let mut stale = Vec::new();
+        let mut newest: Option<chrono::DateTime<chrono::Utc>> = None;
+        for node in roll_order(&layout, &roles) {
             let name = objects::container_name(&id, node);
             if let Some(status) = self.runtime.container_status(&name).await? {
-                if status.created.is_none_or(|created| created < requested) {
-                    tracing::info!(broker = %id, node, "reboot: recreating the container");
-                    self.runtime.stop_container(&name, 30).await?;
-                    self.runtime.remove_container(&name).await?;
+                match status.created {
+                    Some(created) if created >= requested => {
+                        newest = newest.max(Some(created));
+                    }
+                    _ => stale.push(node),
                 }
             }
         }
-        self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
-        match self.probe(&row).await {
-            Ok(h) if h.state == EngineState::Failed => {
-                // Deterministic (e.g. the configuration revision it was rebooted with):
-                // say why at once; a reboot with a previous revision brings it back.
-                let reason = format!(
-                    "The engine failed to start after the reboot ({}). Reboot with a previous configuration revision to recover.",
-                    h.detail()
-                );
-                self.fail_reboot(&id, &reason).await
-            }
-            Ok(h) if h.state == EngineState::Ready => {
-                self.push_spec(&row, false).await?;
-                if self
-                    .store
-                    .broker_transition(
-                        &id,
-                        &[BrokerState::RebootInProgress],
-                        BrokerState::Running,
-                        None,
-                    )
-                    .await?
-                {
-                    tracing::info!(broker = %id, "reboot complete: RUNNING");
-                }
-                Ok(StepOutcome::Stable)
-            }
-            _ if chrono::Utc::now() - requested
-                > chrono::Duration::from_std(self.config.create_timeout)? =>
+        let down = |n: &u32| roles.get(n).is_none_or(|r| *r == ObservedRole::Down);
+        // A node that is down anyway goes at once; otherwise one at a time, and only
+        // while the broker is formed.
+        let next = stale
+            .iter()
+            .copied()
+            .find(down)
+            .or_else(|| assessment.formed.then(|| stale.first().copied()).flatten());
+        if let Some(node) = next {
+            let name = objects::container_name(&id, node);
+            tracing::info!(broker = %id, node, remaining = stale.len(), "reboot: recreating the node's container");
+            self.runtime.stop_container(&name, 30).await?;
+            self.runtime.remove_container(&name).await?;
+            self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
+            return Ok(StepOutcome::Waiting);
+        }
+        if stale.is_empty() && assessment.formed {
+            self.push_spec(&row, false).await?;
+            if self
+                .store
+                .broker_transition(
+                    &id,
+                    &[BrokerState::RebootInProgress],
+                    BrokerState::Running,
+                    None,
+                )
+                .await?
             {
-                let reason = format!(
-                    "The engine did not come back within {} s of the reboot.",
-                    self.config.create_timeout.as_secs()
-                );
-                self.fail_reboot(&id, &reason).await
+                tracing::info!(broker = %id, "reboot complete: RUNNING");
             }
-            _ => Ok(StepOutcome::Waiting),
+            return Ok(StepOutcome::Stable);
         }
+        // Waiting for the last recreated node (or, before any, for the broker to form).
+        let since = newest.unwrap_or(requested);
+        if chrono::Utc::now() - since > chrono::Duration::from_std(self.config.create_timeout)? {
+            let left = match stale.len() {
+                0 => String::new(),
+                n => format!(
+                    " {n} node(s) were not rebooted; the broker keeps serving on the others."
+                ),
+            };
+            let reason = format!(
+                "The broker did not come back within {} s of the reboot ({}).{left}",
+                self.config.create_timeout.as_secs(),
+                assessment.detail
+            );
+            return self.fail_reboot(&id, &reason).await;
+        }
+        Ok(StepOutcome::Waiting)
     }
 
     /// A reboot that cannot complete: CRITICAL_ACTION_REQUIRED with the reason.
@@ -236,38 +282,35 @@ impl BrokerReconciler {
         Ok(StepOutcome::Stable)
     }
 
-    /// Health of a broker that should be serving: an engine that has not been ready for
+    /// Health of a broker that should be serving: one that has not served clients for
     /// `unhealthy_after` turns RUNNING into CRITICAL_ACTION_REQUIRED (with the reason);
-    /// a ready one clears the mark and returns to RUNNING. Returns whether it is ready.
-    async fn watch_health(&self, row: &BrokerRow) -> anyhow::Result<bool> {
+    /// a formed one clears the mark and returns to RUNNING. Returns whether it serves.
+    async fn watch_health(&self, row: &BrokerRow, a: &Assessment) -> anyhow::Result<bool> {
         let id = row.broker_id();
-        let health = self.probe(row).await;
-        if matches!(&health, Ok(h) if h.state == EngineState::Ready) {
+        if a.serving {
             self.store.broker_mark_healthy(&id).await?;
-            if self
-                .store
-                .broker_transition(
-                    &id,
-                    &[BrokerState::CriticalActionRequired],
-                    BrokerState::Running,
-                    None,
-                )
-                .await?
+            if a.formed
+                && self
+                    .store
+                    .broker_transition(
+                        &id,
+                        &[BrokerState::CriticalActionRequired],
+                        BrokerState::Running,
+                        None,
+                    )
+                    .await?
             {
-                tracing::info!(broker = %id, "engine healthy again: RUNNING");
+                tracing::info!(broker = %id, "broker healthy again: RUNNING");
             }
             return Ok(true);
         }
         let since = self.store.broker_mark_unhealthy(&id).await?;
         let limit = chrono::Duration::from_std(self.config.unhealthy_after)?;
         if chrono::Utc::now() - since > limit {
-            let detail = match health {
-                Ok(h) => h.detail(),
-                Err(e) => format!("agent unreachable: {e}"),
-            };
             let reason = format!(
-                "The engine has failed its health check for more than {} s ({detail}).",
-                self.config.unhealthy_after.as_secs()
+                "The engine has failed its health check for more than {} s ({}).",
+                self.config.unhealthy_after.as_secs(),
+                a.detail
             );
             if self
                 .store
@@ -297,11 +340,17 @@ impl BrokerReconciler {
         let seq = users.iter().map(|u| u.change_seq).max().unwrap_or(0);
         let token = self.secrets.open(&row.agent_token_enc)?;
         let ports = self.store.broker_ports(&id).await?;
-        for node in nodes(row)? {
+        let mut errors = Vec::new();
+        for node in layout(row)?.indexes() {
             let spec = self.agent_spec(row, &users, node).await?;
             let base = self.agent_base(&ports, node)?;
-            self.agent.put_spec(&base, &token, &spec).await?;
+            if let Err(e) = self.agent.put_spec(&base, &token, &spec).await {
+                errors.push(format!("node {node}: {e:#}"));
+            }
         }
+        // Every node must have it before the change is confirmed; the others got it
+        // and the next step retries the rest.
+        anyhow::ensure!(errors.is_empty(), "spec not applied: {}", errors.join("; "));
         self.store.users_confirm(&id, seq).await?;
         tracing::info!(broker = %id, "spec applied by the agents");
         Ok(())
@@ -332,45 +381,37 @@ impl BrokerReconciler {
             }
             Err(e) => return Err(e.into()),
         }
-        let health = self.probe(row).await;
-        match health {
-            Ok(h) if h.state == EngineState::Ready => {
-                if self
-                    .store
-                    .broker_transition(
-                        &id,
-                        &[BrokerState::CreationInProgress],
-                        BrokerState::Running,
-                        None,
-                    )
-                    .await?
-                {
-                    tracing::info!(broker = %id, "broker is RUNNING");
-                }
-                Ok(StepOutcome::Stable)
+        let a = self.observe(row).await?;
+        if a.formed {
+            if self
+                .store
+                .broker_transition(
+                    &id,
+                    &[BrokerState::CreationInProgress],
+                    BrokerState::Running,
+                    None,
+                )
+                .await?
+            {
+                tracing::info!(broker = %id, "broker is RUNNING");
             }
-            Ok(h) if h.state == EngineState::Failed => {
-                let reason = format!(
-                    "The broker agent could not start the engine ({}).",
-                    h.detail()
-                );
-                self.fail_creation(&id, &reason).await?;
-                Ok(StepOutcome::Stable)
-            }
-            other if deadline_passed => {
-                let detail = match other {
-                    Ok(h) => h.detail(),
-                    Err(e) => format!("agent unreachable: {e}"),
-                };
-                let reason = format!(
-                    "The engine did not become healthy within {} s ({detail}).",
-                    self.config.create_timeout.as_secs()
-                );
-                self.fail_creation(&id, &reason).await?;
-                Ok(StepOutcome::Stable)
-            }
-            _ => Ok(StepOutcome::Waiting),
+            return Ok(StepOutcome::Stable);
         }
+        if let Some(failed) = &a.failed {
+            let reason = format!("The broker agent could not start the engine ({failed}).");
+            self.fail_creation(&id, &reason).await?;
+            return Ok(StepOutcome::Stable);
+        }
+        if deadline_passed {
+            let reason = format!(
+                "The engine did not become healthy within {} s ({}).",
+                self.config.create_timeout.as_secs(),
+                a.detail
+            );
+            self.fail_creation(&id, &reason).await?;
+            return Ok(StepOutcome::Stable);
+        }
+        Ok(StepOutcome::Waiting)
     }
 
     async fn fail_creation(&self, id: &BrokerId, reason: &str) -> anyhow::Result<()> {
@@ -416,25 +457,172 @@ impl BrokerReconciler {
         Ok(format!("http://{host}:{}", port.host_port))
     }
 
-    /// How the broker's engine is doing: `Ready` once every node is ready, else the
-    /// state of the first node that is not (or the error reaching its agent).
-    async fn probe(&self, row: &BrokerRow) -> anyhow::Result<Health> {
+    /// Asks every node's agent how it is (concurrently, each call bounded by
+    /// `health_timeout`), records each answer per node, kills a hung active of a pair,
+    /// and adds the reports up.
+    async fn observe(&self, row: &BrokerRow) -> anyhow::Result<Assessment> {
+        let id = row.broker_id();
+        let layout = layout(row)?;
         let token = self.secrets.open(&row.agent_token_enc)?;
-        let ports = self.store.broker_ports(&row.broker_id()).await?;
-        for node in nodes(row)? {
-            let base = self.agent_base(&ports, node)?;
-            let report = self.agent.health(&base, &token).await?;
-            if report.state != EngineState::Ready {
-                return Ok(Health {
-                    state: report.state,
-                    last_error: report.last_error,
-                });
+        let ports = self.store.broker_ports(&id).await?;
+        let calls = layout.nodes.iter().map(|n| {
+            let base = self.agent_base(&ports, n.index);
+            let token = &token;
+            async move {
+                let base = base.map_err(|e| format!("{e:#}"))?;
+                match tokio::time::timeout(
+                    self.config.health_timeout,
+                    self.agent.health(&base, token),
+                )
+                .await
+                {
+                    Ok(Ok(h)) => Ok(h),
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(_) => Err(format!(
+                        "no answer within {} ms",
+                        self.config.health_timeout.as_millis()
+                    )),
+                }
+            }
+        });
+        let results: Vec<Result<HealthReport, String>> =
+            futures_util::future::join_all(calls).await;
+        for (plan, result) in layout.nodes.iter().zip(&results) {
+            let seen = match result {
+                Ok(h) => NodeObservation::Reported {
+                    state: h.state,
+                    last_error: h.last_error.clone(),
+                    cluster_running: h.cluster_running.clone(),
+                },
+                Err(e) => NodeObservation::Unreachable(e.clone()),
+            };
+            self.store
+                .node_observe(&id, plan.index, &plan.zone, &seen)
+                .await?;
+        }
+        let reports: Vec<nodes::NodeReport<'_>> = layout
+            .nodes
+            .iter()
+            .zip(&results)
+            .map(|(n, r)| (n.index, r.as_ref().map_err(String::as_str)))
+            .collect();
+        Ok(nodes::assess(&layout, &reports))
+    }
+
+    /// One round of the hung-active watchdog over every serving active/standby pair:
+    /// asks the node last seen active (bounded by `health_timeout`); one that has not
+    /// answered for `hung_after` since its last answer (`last_answer`, kept by the
+    /// caller across rounds) while its container runs is hung — paused, frozen, out of
+    /// CPU — and still holds the store's lock, so no standby can take over until it is
+    /// killed. Kills it; the restart brings it back as the standby. Returns the
+    /// containers it killed.
+    pub async fn watch_hung_actives(
+        &self,
+        last_answer: &mut HashMap<(BrokerId, u32), std::time::Instant>,
+    ) -> anyhow::Result<Vec<String>> {
+        let ids = self
+            .store
+            .broker_ids_serving_in_mode(
+                crate::domain::DeploymentMode::ActiveStandbyMultiAz.as_wire(),
+            )
+            .await?;
+        let mut watched = Vec::new();
+        for id in ids {
+            let Some(row) = self.store.broker_fetch_unscoped(&id).await? else {
+                continue;
+            };
+            let Ok(layout) = layout(&row) else { continue };
+            let token = self.secrets.open(&row.agent_token_enc)?;
+            let ports = self.store.broker_ports(&id).await?;
+            for stored in self.store.broker_nodes(&id).await? {
+                let Ok(index) = u32::try_from(stored.node) else {
+                    continue;
+                };
+                let Some(plan) = layout.node(index).cloned() else {
+                    continue;
+                };
+                if stored.state() != Some(EngineState::Ready) {
+                    last_answer.remove(&(id.clone(), index));
+                    continue;
+                }
+                watched.push((
+                    id.clone(),
+                    plan,
+                    self.agent_base(&ports, index)?,
+                    token.clone(),
+                ));
             }
         }
-        Ok(Health {
-            state: EngineState::Ready,
-            last_error: None,
-        })
+        let probes = watched.iter().map(|(_, _, base, token)| async move {
+            tokio::time::timeout(self.config.health_timeout, self.agent.health(base, token))
+                .await
+                .is_ok_and(|r| r.is_ok())
+        });
+        let answered = futures_util::future::join_all(probes).await;
+        let now = std::time::Instant::now();
+        let mut killed = Vec::new();
+        for ((id, plan, _, _), ok) in watched.into_iter().zip(answered) {
+            let key = (id.clone(), plan.index);
+            if ok {
+                last_answer.insert(key, now);
+                continue;
+            }
+            let since = *last_answer.entry(key.clone()).or_insert(now);
+            let silent = now - since;
+            if silent < self.config.hung_after {
+                continue;
+            }
+            if !self
+                .runtime
+                .container_status(&plan.container)
+                .await?
+                .is_some_and(|s| s.running)
+            {
+                continue;
+            }
+            tracing::warn!(
+                broker = %id,
+                node = plan.index,
+                silent_ms = silent.as_millis() as u64,
+                "the active node does not answer but holds the store's lock: killing it so the standby takes over"
+            );
+            self.runtime.kill_container(&plan.container).await?;
+            self.store
+                .node_observe(
+                    &id,
+                    plan.index,
+                    &plan.zone,
+                    &NodeObservation::Reported {
+                        state: EngineState::Restarting,
+                        last_error: Some(format!(
+                            "killed by Berth: the active did not answer for {} ms while holding the store's lock",
+                            silent.as_millis()
+                        )),
+                        cluster_running: None,
+                    },
+                )
+                .await?;
+            last_answer.remove(&key);
+            killed.push(plan.container);
+        }
+        Ok(killed)
+    }
+
+    /// Each node's role as last observed.
+    async fn roles(
+        &self,
+        row: &BrokerRow,
+        layout: &Layout,
+    ) -> anyhow::Result<HashMap<u32, ObservedRole>> {
+        let stored = self.store.broker_nodes(&row.broker_id()).await?;
+        Ok(stored
+            .iter()
+            .filter_map(|n| {
+                let index = u32::try_from(n.node).ok()?;
+                let state = n.unreachable_since.is_none().then(|| n.state()).flatten();
+                Some((index, nodes::observed_role(layout.kind, state)))
+            })
+            .collect())
     }
 
     /// Stops every node's container (absent ones are fine).
@@ -444,6 +632,9 @@ impl BrokerReconciler {
                 .stop_container(&objects::container_name(id, node), 30)
                 .await?;
         }
+        self.runtime
+            .stop_container(&objects::load_balancer_name(id), 10)
+            .await?;
         Ok(())
     }
 
@@ -468,7 +659,7 @@ impl BrokerReconciler {
             context: "building container spec".into(),
             message: format!("{e:#}"),
         };
-        for node in nodes(row).map_err(|e| failed(e.into()))? {
+        for node in layout(row).map_err(|e| failed(e.into()))?.indexes() {
             let name = objects::container_name(&id, node);
             if self
                 .runtime
@@ -479,12 +670,28 @@ impl BrokerReconciler {
                 continue;
             }
             let spec = self.container_spec(row, node).await.map_err(failed)?;
+            // A new engine process: its last report no longer says anything.
+            self.store
+                .node_observe(
+                    &id,
+                    node,
+                    spec.labels.get(LABEL_ZONE).map_or("", String::as_str),
+                    &NodeObservation::Reported {
+                        state: EngineState::Starting,
+                        last_error: None,
+                        cluster_running: None,
+                    },
+                )
+                .await
+                .map_err(|e| failed(e.into()))?;
             self.runtime
                 .ensure_network(&spec.network, &self.labels(&id, None))
                 .await?;
-            self.runtime
-                .ensure_volume(&spec.volume.0, &self.labels(&id, Some(node)))
-                .await?;
+            if let Some((volume, _)) = &spec.volume {
+                self.runtime
+                    .ensure_volume(volume, &self.labels(&id, Some(node)))
+                    .await?;
+            }
             match self.runtime.ensure_container(&spec).await {
                 Err(RuntimeError::ImageMissing(image)) => {
                     self.build_image(row, &image).await?;
@@ -502,7 +709,89 @@ impl BrokerReconciler {
                 self.runtime.start_container(&spec.name).await?;
             }
         }
+        if layout(row).map_err(|e| failed(e.into()))?.load_balancer {
+            self.ensure_load_balancer(row).await?;
+        }
         Ok(())
+    }
+
+    /// A cluster's load balancer: HAProxy from the engine image, forwarding every
+    /// client port (TLS passes through to the nodes) to the nodes that pass its health
+    /// check, on host ports pinned for the broker (the broker's one endpoint).
+    async fn ensure_load_balancer(&self, row: &BrokerRow) -> Result<(), RuntimeError> {
+        let id = row.broker_id();
+        let name = objects::load_balancer_name(&id);
+        if self
+            .runtime
+            .container_status(&name)
+            .await?
+            .is_some_and(|s| s.running)
+        {
+            return Ok(());
+        }
+        let spec = self
+            .load_balancer_spec(row)
+            .await
+            .map_err(|e| RuntimeError::Failed {
+                context: "building the load balancer's spec".into(),
+                message: format!("{e:#}"),
+            })?;
+        self.runtime.ensure_container(&spec).await?;
+        tracing::info!(broker = %id, container = %name, "starting the load balancer");
+        self.runtime.start_container(&name).await
+    }
+
+    async fn load_balancer_spec(&self, row: &BrokerRow) -> anyhow::Result<ContainerSpec> {
+        use crate::domain::haproxy;
+        let id = row.broker_id();
+        let profile = profile::profile(row.engine()?);
+        let layout = layout(row)?;
+        let forwarded: Vec<(&'static str, u16)> = profile
+            .published_ports(self.config.listeners)
+            .into_iter()
+            .filter(|(proto, _)| *proto != AGENT_PROTOCOL)
+            .collect();
+        let wanted: Vec<(i32, &'static str)> = forwarded
+            .iter()
+            .map(|(proto, _)| (objects::LOAD_BALANCER_PORTS, *proto))
+            .collect();
+        let ports = self
+            .store
+            .broker_ports_ensure(&id, &wanted, &self.config.ports)
+            .await?;
+        let mut published = Vec::new();
+        for (protocol, container_port) in &forwarded {
+            let host = ports
+                .iter()
+                .find(|p| p.node == objects::LOAD_BALANCER_PORTS && p.protocol == *protocol)
+                .ok_or_else(|| anyhow::anyhow!("no load balancer port allocated for {protocol}"))?;
+            published.push((*container_port, u16::try_from(host.host_port)?));
+        }
+        let lb_ports: Vec<haproxy::LbPort<'_>> = forwarded
+            .iter()
+            .map(|(proto, port)| haproxy::LbPort::same(proto, *port))
+            .collect();
+        let backends: Vec<String> = layout.nodes.iter().map(|n| n.container.clone()).collect();
+        let config = haproxy::render(&backends, &lb_ports)?;
+        let name = objects::load_balancer_name(&id);
+        Ok(ContainerSpec {
+            hostname: name.clone(),
+            name,
+            image: row.version()?.image.to_owned(),
+            network: objects::network_name(&id),
+            labels: self.labels(&id, None),
+            memory_bytes: 256 << 20,
+            nano_cpus: 500_000_000,
+            ports: published,
+            publish_host: self.config.publish_host.clone(),
+            volume: None,
+            command: Some(haproxy::COMMAND.iter().map(|s| (*s).to_owned()).collect()),
+            files: vec![ContainerFile {
+                path: haproxy::CONFIG_PATH.to_owned(),
+                contents: config.into_bytes(),
+                mode: 0o644,
+            }],
+        })
     }
 
     /// Builds the broker's engine image, which is missing (the first broker of this
@@ -551,18 +840,21 @@ impl BrokerReconciler {
                 groups: u.groups.0.clone(),
             });
         }
-        let count = node_count(row.mode()?);
+        let layout = layout(row)?;
+        let plan = layout
+            .node(node)
+            .ok_or_else(|| anyhow::anyhow!("node {node} is not part of this broker"))?;
         Ok(AgentSpec {
             broker_id: id.to_string(),
             engine_version: version.name.to_owned(),
             engine: self.engine_spec(row, profile)?,
             node: NodeSpec {
                 index: node,
-                count,
-                peers: (0..count)
-                    .filter(|n| *n != node)
-                    .map(|n| objects::container_name(&id, n))
-                    .collect(),
+                count: layout.nodes.len() as u32,
+                peers: layout.peers(node),
+                hostname: plan.container.clone(),
+                topology: layout.topology,
+                zone: plan.zone.clone(),
             },
             users,
             agent_token: self.secrets.open(&row.agent_token_enc)?,
@@ -580,7 +872,11 @@ impl BrokerReconciler {
     fn cert_hosts(&self, row: &BrokerRow) -> anyhow::Result<Vec<String>> {
         let id = row.broker_id();
         let mut hosts = vec![self.config.advertised_host.clone(), "localhost".to_owned()];
-        hosts.extend(nodes(row)?.map(|n| objects::container_name(&id, n)));
+        let layout = layout(row)?;
+        hosts.extend(layout.nodes.iter().map(|n| n.container.clone()));
+        if layout.load_balancer {
+            hosts.push(objects::load_balancer_name(&id));
+        }
         hosts.dedup();
         Ok(hosts)
     }
@@ -684,18 +980,24 @@ impl BrokerReconciler {
         }
         let memory = instance.memory_bytes().min(self.config.host_memory_bytes);
         let cpus = instance.vcpus.min(self.config.host_cpus.max(1));
-        let name = objects::container_name(&id, node);
+        let layout = layout(row)?;
+        let plan = layout
+            .node(node)
+            .ok_or_else(|| anyhow::anyhow!("node {node} is not part of this broker"))?;
+        let mut labels = self.labels(&id, Some(node));
+        labels.insert(LABEL_ZONE.to_owned(), plan.zone.clone());
         Ok(ContainerSpec {
-            hostname: name.clone(),
-            name,
+            hostname: plan.container.clone(),
+            name: plan.container.clone(),
             image: version.image.to_owned(),
             network: objects::network_name(&id),
-            labels: self.labels(&id, Some(node)),
+            labels,
             memory_bytes: i64::try_from(memory)?,
             nano_cpus: i64::from(cpus) * 1_000_000_000,
             ports: published,
             publish_host: self.config.publish_host.clone(),
-            volume: (objects::volume_name(&id, node), profile.data_dir.to_owned()),
+            volume: Some((plan.volume.clone(), profile.data_dir.to_owned())),
+            command: None,
             files: vec![ContainerFile {
                 path: SPEC_PATH.to_owned(),
                 contents: serde_json::to_vec(&agent_spec)?,
@@ -714,6 +1016,12 @@ impl BrokerReconciler {
                 .remove_volume(&objects::volume_name(id, node))
                 .await?;
         }
+        let lb = objects::load_balancer_name(id);
+        self.runtime.stop_container(&lb, 10).await?;
+        self.runtime.remove_container(&lb).await?;
+        self.runtime
+            .remove_volume(&objects::shared_volume_name(id))
+            .await?;
         self.runtime
             .remove_network(&objects::network_name(id))
             .await?;
@@ -781,25 +1089,19 @@ impl BrokerReconciler {
     }
 }
 
-/// The node indexes of a broker (0..count for its deployment mode).
-fn nodes(row: &BrokerRow) -> Result<std::ops::Range<u32>, crate::error::Error> {
-    Ok(0..node_count(row.mode()?))
+/// The nodes of a broker, from its deployment mode.
+fn layout(row: &BrokerRow) -> Result<Layout, crate::error::Error> {
+    Ok(nodes::layout(&row.broker_id(), row.mode()?, &row.region))
 }
 
-/// What the agents say about the engine: the state of the first node that is not
-/// ready (or Ready), with that node's last error.
-#[derive(Debug)]
-struct Health {
-    state: EngineState,
-    last_error: Option<String>,
-}
-
-impl Health {
-    /// For a state reason: the state and, when the agent gave one, its error.
-    fn detail(&self) -> String {
-        match &self.last_error {
-            Some(e) => format!("engine state {:?}: {e}", self.state),
-            None => format!("engine state {:?}", self.state),
-        }
-    }
+/// The order a reboot takes the nodes in: standbys (and nodes that are down) first,
+/// the serving ones last, so an active/standby pair fails over once.
+fn roll_order(layout: &Layout, roles: &HashMap<u32, ObservedRole>) -> Vec<u32> {
+    let mut order: Vec<u32> = layout.indexes().collect();
+    order.sort_by_key(|n| match roles.get(n) {
+        Some(ObservedRole::Active) => (2, *n),
+        Some(ObservedRole::ClusterNode) => (1, *n),
+        _ => (0, *n),
+    });
+    order
 }

@@ -6,7 +6,9 @@
 //! what is missing, start what should run, tear down what is being deleted, and move the
 //! lifecycle state forward when the agent confirms. Because every step re-reads the row
 //! and re-inspects Docker, killing the control plane at any moment loses nothing: the
-//! next process picks up where the last stopped. A periodic garbage collection removes
+//! next process picks up where the last stopped. A watchdog asks the active node of
+//! every active/standby pair four times a second and kills one that hangs. A periodic
+//! garbage collection removes
 //! Docker objects labelled with this installation whose broker row no longer exists.
 
 pub mod broker;
@@ -22,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub use broker::{BrokerReconciler, StepOutcome};
 
 use crate::domain::BrokerId;
+
+/// How often the hung-active watchdog asks the actives of active/standby pairs.
+pub const WATCHDOG_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Drives [`BrokerReconciler`] over all brokers.
 pub struct Driver {
@@ -64,8 +69,10 @@ impl Driver {
     }
 
     /// Runs until `cancel` fires. Per-broker work runs in its own task so a slow broker
-    /// never holds up the others; a broker is never worked on twice at once.
+    /// never holds up the others; a broker is never worked on twice at once. The
+    /// hung-active watchdog runs next to it (see [`Driver::watchdog`]).
     pub async fn run(self, cancel: CancellationToken) {
+        tokio::spawn(Self::watchdog(self.inner.clone(), cancel.clone()));
         let mut sweeps: u64 = 0;
         loop {
             self.sweep().await;
@@ -83,6 +90,23 @@ impl Driver {
             }
         }
         tracing::info!("reconciler stopped");
+    }
+
+    /// Every [`WATCHDOG_INTERVAL`], asks the active node of every active/standby pair
+    /// whether it still answers and kills one that has been silent for `hung_after`
+    /// ([`BrokerReconciler::watch_hung_actives`]): a hung active keeps the shared
+    /// store's lock, so waiting for the next sweep would keep clients waiting.
+    async fn watchdog(inner: Arc<BrokerReconciler>, cancel: CancellationToken) {
+        let mut last_answer = std::collections::HashMap::new();
+        loop {
+            if let Err(e) = inner.watch_hung_actives(&mut last_answer).await {
+                tracing::warn!(error = %format!("{e:#}"), "hung-node watchdog round failed");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(WATCHDOG_INTERVAL) => {}
+            }
+        }
     }
 
     async fn sweep(&self) {

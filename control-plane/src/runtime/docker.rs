@@ -207,7 +207,10 @@ impl ContainerRuntime for DockerRuntime {
                 nano_cpus: Some(spec.nano_cpus),
                 pids_limit: Some(4096),
                 port_bindings: Some(bindings),
-                binds: Some(vec![format!("{}:{}", spec.volume.0, spec.volume.1)]),
+                binds: spec
+                    .volume
+                    .as_ref()
+                    .map(|(name, path)| vec![format!("{name}:{path}")]),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
@@ -224,6 +227,7 @@ impl ContainerRuntime for DockerRuntime {
             );
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
+                entrypoint: spec.command.clone(),
                 hostname: Some(spec.hostname.clone()),
                 labels: Some(spec.labels.clone()),
                 exposed_ports: Some(exposed),
@@ -312,6 +316,18 @@ impl ContainerRuntime for DockerRuntime {
             Ok(()) => Ok(()),
             Err(e) if matches!(status_of(&e), Some(304) | Some(404)) => Ok(()),
             Err(e) => Err(failed(format!("stopping container {name}"), e)),
+        }
+    }
+
+    async fn kill_container(&self, name: &str) -> RuntimeResult<()> {
+        let opts = bollard::query_parameters::KillContainerOptions {
+            signal: "SIGKILL".to_owned(),
+        };
+        match self.docker.kill_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 404: gone; 409: not running.
+            Err(e) if matches!(status_of(&e), Some(404) | Some(409)) => Ok(()),
+            Err(e) => Err(failed(format!("killing container {name}"), e)),
         }
     }
 

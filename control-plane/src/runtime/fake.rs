@@ -170,6 +170,14 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
+    async fn kill_container(&self, name: &str) -> RuntimeResult<()> {
+        let mut s = self.enter("kill_container")?;
+        if let Some(c) = s.containers.get_mut(name) {
+            c.1 = false;
+        }
+        Ok(())
+    }
+
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
         self.enter("remove_container")?.containers.remove(name);
         Ok(())

@@ -17,6 +17,8 @@ pub const LABEL_MANAGED: &str = "berth.managed";
 pub const LABEL_INSTALLATION: &str = "berth.installation";
 pub const LABEL_BROKER: &str = "berth.broker-id";
 pub const LABEL_NODE: &str = "berth.node";
+/// Availability zone of a node (a placement label; one host serves every zone today).
+pub const LABEL_ZONE: &str = "berth.zone";
 
 /// A file placed into the container filesystem before the container starts.
 #[derive(Clone)]
@@ -49,8 +51,10 @@ pub struct ContainerSpec {
     /// (container port, host port) published on `publish_host`.
     pub ports: Vec<(u16, u16)>,
     pub publish_host: String,
-    /// (volume name, mount path).
-    pub volume: (String, String),
+    /// (volume name, mount path); a load balancer has none.
+    pub volume: Option<(String, String)>,
+    /// Replaces the image's entrypoint (the agent), e.g. for the load balancer.
+    pub command: Option<Vec<String>>,
     pub files: Vec<ContainerFile>,
 }
 
@@ -120,6 +124,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn start_container(&self, name: &str) -> RuntimeResult<()>;
     /// Stops the container (SIGTERM, then SIGKILL after `grace_secs`); absent is fine.
     async fn stop_container(&self, name: &str, grace_secs: i64) -> RuntimeResult<()>;
+    /// SIGKILLs the container at once (also a paused one: a hung node whose lock must
+    /// pass on); absent or stopped is fine. Its restart policy and the reconciler bring
+    /// it back.
+    async fn kill_container(&self, name: &str) -> RuntimeResult<()>;
     async fn remove_container(&self, name: &str) -> RuntimeResult<()>;
     async fn remove_volume(&self, name: &str) -> RuntimeResult<()>;
     async fn remove_network(&self, name: &str) -> RuntimeResult<()>;

@@ -42,6 +42,26 @@ async fn catalogue_answers_what_berth_can_run() {
     assert_eq!(opts[0]["supportedEngineVersions"], json!(["4.3", "4.0"]));
     assert_eq!(
         opts[0]["supportedDeploymentModes"],
+        json!(["SINGLE_INSTANCE", "CLUSTER_MULTI_AZ"])
+    );
+    // ActiveMQ: a pair needs EFS and more than a t3.micro.
+    let modes = |query: &'static str| {
+        let app = &app;
+        async move {
+            let v: Value = app.get(query).await.json().await.unwrap();
+            v["brokerInstanceOptions"][0]["supportedDeploymentModes"].clone()
+        }
+    };
+    assert_eq!(
+        modes("/v1/broker-instance-options?engineType=ACTIVEMQ&hostInstanceType=mq.m5.large&storageType=EFS").await,
+        json!(["SINGLE_INSTANCE", "ACTIVE_STANDBY_MULTI_AZ"])
+    );
+    assert_eq!(
+        modes("/v1/broker-instance-options?engineType=ACTIVEMQ&hostInstanceType=mq.m5.large&storageType=EBS").await,
+        json!(["SINGLE_INSTANCE"])
+    );
+    assert_eq!(
+        modes("/v1/broker-instance-options?engineType=ACTIVEMQ&hostInstanceType=mq.t3.micro&storageType=EFS").await,
         json!(["SINGLE_INSTANCE"])
     );
     let resp = app

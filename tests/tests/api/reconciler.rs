@@ -22,7 +22,7 @@ use berth::runtime::fake::FakeRuntime;
 use berth::runtime::ContainerRuntime;
 use tokio_util::sync::CancellationToken;
 
-use berth_tests::{fresh_database, port_range, rabbitmq_broker, RABBITMQ_IMAGE};
+use berth_tests::{fresh_database, port_range, rabbitmq_broker, ACTIVEMQ_IMAGE, RABBITMQ_IMAGE};
 
 /// An agent that always reports the engine ready.
 pub struct ReadyAgent;
@@ -47,27 +47,31 @@ impl AgentClient for ReadyAgent {
             uptime_secs: 1,
             memory_limit_bytes: None,
             last_error: None,
+            cluster_running: None,
         })
     }
 }
+
+/// How long the harness lets a pair's active stay silent before killing it.
+pub(crate) const HUNG_AFTER: Duration = Duration::from_millis(300);
 
 const LISTENERS: Listeners = Listeners {
     tls: false,
     plaintext: true,
 };
 
-struct Harness {
-    ctx: AppContext,
-    caller: Caller,
-    runtime: Arc<FakeRuntime>,
-    rec: BrokerReconciler,
+pub(crate) struct Harness {
+    pub(crate) ctx: AppContext,
+    pub(crate) caller: Caller,
+    pub(crate) runtime: Arc<FakeRuntime>,
+    pub(crate) rec: BrokerReconciler,
 }
 
 async fn harness() -> Harness {
     harness_with(Arc::new(ReadyAgent)).await
 }
 
-async fn harness_with(agent: Arc<dyn AgentClient>) -> Harness {
+pub(crate) async fn harness_with(agent: Arc<dyn AgentClient>) -> Harness {
     let store = DataStore::connect(&fresh_database().await).await.unwrap();
     let secrets = SecretBox::from_key(&[7; 32]);
     let (start, end) = port_range();
@@ -92,7 +96,7 @@ async fn harness_with(agent: Arc<dyn AgentClient>) -> Harness {
         AccountId::parse("000000000000").unwrap(),
         Region::parse("us-east-1").unwrap(),
     );
-    let runtime = Arc::new(FakeRuntime::with_images(&[RABBITMQ_IMAGE]));
+    let runtime = Arc::new(FakeRuntime::with_images(&[RABBITMQ_IMAGE, ACTIVEMQ_IMAGE]));
     let rec = BrokerReconciler::new(
         store.clone(),
         runtime.clone(),
@@ -104,6 +108,8 @@ async fn harness_with(agent: Arc<dyn AgentClient>) -> Harness {
             create_timeout: Duration::from_secs(300),
             unhealthy_after: Duration::ZERO,
             poll: Duration::from_millis(10),
+            hung_after: HUNG_AFTER,
+            health_timeout: Duration::from_millis(300),
             host_cpus: 2,
             host_memory_bytes: 8 << 30,
             listeners: LISTENERS,
@@ -136,7 +142,7 @@ impl Harness {
         .unwrap()
     }
 
-    async fn row(&self, id: &BrokerId) -> berth::db::model::BrokerRow {
+    pub(crate) async fn row(&self, id: &BrokerId) -> berth::db::model::BrokerRow {
         self.ctx
             .store
             .broker_fetch_unscoped(id)
@@ -145,7 +151,19 @@ impl Harness {
             .expect("broker row")
     }
 
-    async fn state(&self, id: &BrokerId) -> Option<String> {
+    /// Steps until the broker is no longer in transition (a reboot rolls node by node,
+    /// one step per node and one to finish); at most 10 steps.
+    pub(crate) async fn settle(&self, id: &BrokerId) -> StepOutcome {
+        for _ in 0..10 {
+            match self.rec.step(id).await.unwrap() {
+                StepOutcome::Waiting => continue,
+                done => return done,
+            }
+        }
+        panic!("broker {id} still in transition after 10 steps");
+    }
+
+    pub(crate) async fn state(&self, id: &BrokerId) -> Option<String> {
         self.ctx
             .store
             .broker_fetch_unscoped(id)
@@ -451,7 +469,7 @@ async fn the_maintenance_window_applies_pending_changes_once() {
         .unwrap();
     assert_eq!(started, vec![id.clone()]);
     assert_eq!(h.state(&id).await.as_deref(), Some("REBOOT_IN_PROGRESS"));
-    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
+    assert_eq!(h.settle(&id).await, StepOutcome::Stable);
     let row = h.row(&id).await;
     assert_eq!(
         (row.state.as_str(), row.host_instance_type.as_str()),
@@ -635,6 +653,8 @@ async fn tls_brokers_get_a_certificate_renewed_and_pushed_when_due() {
                 create_timeout: Duration::from_secs(300),
                 unhealthy_after: Duration::from_secs(60),
                 poll: Duration::from_millis(10),
+                hung_after: Duration::from_secs(3),
+                health_timeout: Duration::from_secs(1),
                 host_cpus: 2,
                 host_memory_bytes: 8 << 30,
                 listeners: Listeners {
@@ -762,7 +782,7 @@ async fn an_engine_that_fails_after_a_reboot_says_why_and_a_second_reboot_recove
     berth::app::brokers::broker_reboot(&h.ctx, &h.caller, id.as_str())
         .await
         .unwrap();
-    h.rec.step(&id).await.unwrap();
+    h.settle(&id).await;
     assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
 
     // At creation, the reason is the creation failure's.

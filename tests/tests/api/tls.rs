@@ -19,7 +19,7 @@ use lapin::{Connection, ConnectionProperties};
 use rumqttc::{TlsConfiguration, Transport};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use rustls::{CertificateError, ClientConfig, RootCertStore};
+use rustls::{CertificateError, ClientConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
@@ -28,7 +28,7 @@ use x509_parser::extensions::GeneralName;
 
 use crate::amqp;
 use crate::clients::amqp10::{amqp10_queue_address, amqp10_round_trip};
-use crate::clients::io::{tcp, tls_connect};
+use crate::clients::io::{client_config, tcp, tls_connect};
 use crate::clients::mqtt::{mqtt_options, mqtt_round_trip, web_mqtt_round_trip, WsMqtt};
 use crate::clients::stomp::{stomp_round_trip, Stomp};
 use crate::clients::ws::{ws_over, Wire, Ws};
@@ -252,22 +252,6 @@ impl Trust {
             other_pem,
         }
     }
-}
-
-/// A rustls client (ring) whose only root is the CA in `ca_pem`.
-fn client_config(ca_pem: &str) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.expect("CA PEM")).expect("CA certificate");
-    }
-    assert_eq!(roots.len(), 1, "one CA certificate expected");
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Arc::new(config)
 }
 
 /// [`tls_connect`] trusting the installation CA; panics naming the endpoint on failure.

@@ -146,6 +146,56 @@ async fn bad_create_requests_are_400_and_create_nothing() {
     for (body, attribute) in &cases {
         expect_error(&app, body, 400, "BadRequestException", attribute).await;
     }
+    // What the multi-AZ modes ask of the rest of the request.
+    let pair = json!({
+        "brokerName": "pair", "engineType": "ACTIVEMQ", "engineVersion": "5.17",
+        "deploymentMode": "ACTIVE_STANDBY_MULTI_AZ", "hostInstanceType": "mq.m5.large",
+        "storageType": "EFS", "publiclyAccessible": false,
+        "users": [{"username": "app", "password": "s3cret-Passw0rd-x"}],
+    });
+    let cluster = with(good.clone(), "deploymentMode", json!("CLUSTER_MULTI_AZ"));
+    let ha_cases: Vec<(Value, &str)> = vec![
+        // EBS cannot be shared by the two brokers of a pair.
+        (
+            with(pair.clone(), "storageType", json!("EBS")),
+            "storageType",
+        ),
+        // Amazon MQ refuses mq.t3.micro for multi-AZ modes.
+        (
+            with(pair.clone(), "hostInstanceType", json!("mq.t3.micro")),
+            "hostInstanceType",
+        ),
+        // Two subnets (one per zone), not one.
+        (
+            with(pair.clone(), "subnetIds", json!(["subnet-0123abcd"])),
+            "subnetIds",
+        ),
+        // A cluster needs RabbitMQ 4.x here.
+        (
+            with(
+                with(cluster.clone(), "engineVersion", json!("3.10")),
+                "hostInstanceType",
+                json!("mq.m5.large"),
+            ),
+            "deploymentMode",
+        ),
+        (
+            with(
+                cluster.clone(),
+                "subnetIds",
+                json!([
+                    "subnet-0123abcd",
+                    "subnet-0123abce",
+                    "subnet-0123abcf",
+                    "subnet-0123abc0"
+                ]),
+            ),
+            "subnetIds",
+        ),
+    ];
+    for (body, attribute) in &ha_cases {
+        expect_error(&app, body, 400, "BadRequestException", attribute).await;
+    }
     // Not JSON at all.
     let url = format!("{}/v1/brokers", app.address);
     let resp = app

@@ -20,7 +20,13 @@
 //! memory limit ([`heap_args`]) and `-XX:+ExitOnOutOfMemoryError`.
 //!
 //! Readiness is a STOMP login with the internal user ([`probe`]); a standby (no
-//! connector bound) and a broken JAAS setup both count as not ready. WebSocket clients
+//! connector bound) and a broken JAAS setup both count as not ready. On shared storage
+//! (active/standby, [`standby`]) a node whose output says it waits for the store's lock
+//! is a standby ([`EngineDriver::waits_for_lock`]); users given to a standby are only
+//! written ([`EngineDriver::stage_users`]: JAAS reads them when it becomes active), and
+//! its only TLS listener is the agent's `wss` bridge
+//! ([`EngineDriver::standby_tls_endpoints`]). Nothing the driver writes lives on the
+//! data volume, so two nodes sharing it cannot clobber each other's files. WebSocket clients
 //! are served by the agent's [`ws_bridge`] (Debian does not build ActiveMQ's `ws`
 //! transport). AMQP 1.0 is not offered: Debian does not build `activemq-amqp`, and an
 //! unknown connector scheme would stop the broker.
@@ -49,6 +55,7 @@ pub mod diagnose;
 pub mod jaas;
 pub mod keystore;
 pub mod probe;
+pub mod standby;
 pub mod ws_bridge;
 pub mod xml;
 
@@ -261,7 +268,8 @@ pub fn write_engine_files(
     fsutil::ensure_dir(&paths.conf_dir, 0o750, Some(owners.config))?;
     std::fs::create_dir_all(&paths.data_dir)
         .with_context(|| format!("creating {}", paths.data_dir.display()))?;
-    fsutil::chown_recursive(&paths.data_dir, owners.engine)?;
+    // (On shared storage the other node's broker may be writing there.)
+    standby::own_data_dir(&paths.data_dir, owners.engine)?;
 
     let ssl = match &spec.tls {
         Some(tls) => {
@@ -508,6 +516,35 @@ impl EngineDriver for ActivemqDriver {
 
     fn diagnose_exit(&self, output: &[String]) -> Diagnosis {
         diagnose::diagnose(output)
+    }
+
+    fn waits_for_lock(&self, output: &[String]) -> bool {
+        standby::waits_for_lock(output)
+    }
+
+    /// The JAAS files are the user database: written now, read by the first login once
+    /// the broker is active (a standby cannot be asked to log anyone in).
+    fn stage_users<'a>(&'a self, spec: &'a AgentSpec) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            jaas::write_jaas_files(
+                &self.paths.conf_dir,
+                &spec.users,
+                &self.internal,
+                Some(self.owners.config),
+            )?;
+            let names: Vec<&str> = spec.users.iter().map(|u| u.username.as_str()).collect();
+            tracing::info!(users = ?names, "users written; the standby broker uses them once it is active");
+            Ok(true)
+        })
+    }
+
+    /// The broker binds no connector while it waits for the lock; the agent's `wss`
+    /// bridge listens all the same.
+    fn standby_tls_endpoints(&self, spec: &AgentSpec) -> Vec<TlsEndpoint> {
+        self.tls_endpoints(spec)
+            .into_iter()
+            .filter(|e| e.addr.port() == ports::WSS)
+            .collect()
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -792,9 +829,56 @@ mod tests {
             .is_err());
         let still = driver.wss.as_ref().unwrap().acceptor();
         assert!(Arc::ptr_eq(after.config(), still.config()));
+        // a standby serves the bridge's listener only (the broker binds none)
+        let standby: Vec<u16> = driver
+            .standby_tls_endpoints(&spec)
+            .iter()
+            .map(|e| e.addr.port())
+            .collect();
+        assert_eq!(standby, [61619]);
         // the driver's secrets are the keystore's and the probe user's passwords
         assert_eq!(driver.secrets().len(), 2);
         assert!(driver.secrets().contains(&driver.keystore_password));
+    }
+
+    #[tokio::test]
+    async fn a_standby_gets_its_users_written_without_a_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sample_activemq_spec();
+        let driver = test_driver(dir.path(), &spec);
+        driver.prepare(&spec).unwrap();
+        spec.users[1].password = "changed-Passw0rd".into();
+        // nothing listens on the probe's port: a login would fail, staging does not
+        assert!(driver.stage_users(&spec).await.unwrap());
+        let users = std::fs::read_to_string(dir.path().join("conf/users.properties")).unwrap();
+        assert!(users.contains("app=changed-Passw0rd"), "{users}");
+        assert!(users.contains(&format!("{}=", jaas::INTERNAL_USER)));
+        assert!(driver.waits_for_lock(&[
+            "x | INFO  | Database /var/lib/activemq/kahadb/lock is locked by another server. This broker is now in slave mode waiting a lock to be acquired | y | main".to_string()
+        ]));
+    }
+
+    #[test]
+    fn nothing_of_the_agent_is_written_on_the_data_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sample_activemq_spec();
+        spec.tls = Some(sample_tls());
+        let driver = test_driver(dir.path(), &spec);
+        driver.prepare(&spec).unwrap();
+        let data = dir.path().join("data");
+        assert!(data.is_dir());
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+        // and the paths the engine is given for its store are on it
+        let xml = std::fs::read_to_string(dir.path().join("conf/activemq.xml")).unwrap();
+        assert!(
+            xml.contains(&format!("directory=\"{}/kahadb\"", data.display())),
+            "{xml}"
+        );
+        // in the image: the agent's own files are per container, not on the volume
+        let image = AmqPaths::default();
+        for own in [&image.conf_dir, &image.state_dir, &image.tmp_dir] {
+            assert!(!own.starts_with(&image.data_dir), "{}", own.display());
+        }
     }
 
     #[test]

@@ -11,11 +11,25 @@
 //! material, the TLS listeners (AMQPS, MQTTS, STOMPS, Web-STOMP/Web-MQTT over TLS and the
 //! management UI over HTTPS) are added; Web-STOMP, Web-MQTT and management need their
 //! own `*.ssl.*` file settings because `ssl_options` covers only AMQP, MQTT and STOMP.
+//!
+//! A node of a CLUSTER_MULTI_AZ broker (`spec.node.topology == Cluster`, RabbitMQ 4.x
+//! only) also gets the cluster keys of [`ClusterConf`]: classic-config peer discovery
+//! over the same sorted member list on every node, quorum as the default queue type, and
+//! on Mnesia-based versions `pause_minority` partition handling. Its users do not come
+//! from `default_user` (which seeds only the first node of a new cluster: a node that
+//! joins resets its database) but from a definitions file imported at every boot
+//! (`definitions.local.path`): RabbitMQ imports it after the node has joined its
+//! cluster and before the listeners open, on every node, so the users are in place
+//! cluster-wide when the node first answers AMQP, whichever node seeded the cluster.
+//! With definitions to load RabbitMQ seeds no default data at all, so the file also
+//! declares the vhost `/`. The key names and their accepted values were checked against
+//! `rabbit.schema` of the shipped 4.0.5 and 4.3.6 packages
+//! (`plugins/rabbit-<version>/priv/schema/rabbit.schema`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use agent_contract::ports::rabbitmq as ports;
-use agent_contract::{AgentSpec, RabbitmqSpec};
+use agent_contract::{AgentSpec, RabbitmqSpec, Topology};
 
 use super::ctl::{BOOTSTRAP_USER, MANAGED_TAG};
 use crate::fsutil;
@@ -44,6 +58,67 @@ pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// How long a virgin cluster node keeps looking for its peers before it boots on its
+/// own: `cluster_formation.discovery_retry_limit` × `…_interval` = 120 × 500 ms = 60 s.
+/// RabbitMQ's defaults (30 × 1 s, `rabbit_peer_discovery.erl`) wait half as long and
+/// poll half as often; a node that gives up forms a cluster of its own, which the
+/// others then cannot join, so a longer wait is the safer failure.
+pub const DISCOVERY_RETRY_LIMIT: u32 = 120;
+/// See [`DISCOVERY_RETRY_LIMIT`] (milliseconds).
+pub const DISCOVERY_RETRY_INTERVAL_MS: u32 = 500;
+
+/// The cluster part of a node's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConf {
+    /// `cluster_name` (the broker id, shown by the management UI).
+    pub name: String,
+    /// Erlang node names of every member (this node included), sorted and without
+    /// duplicates, so every node renders the same list.
+    pub members: Vec<String>,
+    /// Whether `cluster_partition_handling` still means something: RabbitMQ 4.3's schema
+    /// keeps the key "only for backwards compatibility" (its metadata store is Khepri,
+    /// a Raft cluster that needs no partition handling), 4.0 still uses Mnesia by default.
+    pub partition_handling: bool,
+    /// The definitions file (users, permissions, vhost) imported at every boot.
+    pub definitions: PathBuf,
+}
+
+/// The cluster config of `spec` for a node whose own host name is `own_hostname`, with
+/// its boot definitions at `definitions`, or None when the node is not part of a cluster.
+pub fn cluster_conf(
+    spec: &AgentSpec,
+    own_hostname: &str,
+    definitions: &Path,
+) -> Option<ClusterConf> {
+    if spec.node.topology != Topology::Cluster {
+        return None;
+    }
+    let mut members: Vec<String> = std::iter::once(own_hostname)
+        .chain(spec.node.peers.iter().map(String::as_str))
+        .filter(|h| !h.is_empty())
+        .map(super::node_name)
+        .collect();
+    members.sort();
+    members.dedup();
+    Some(ClusterConf {
+        name: spec.broker_id.clone(),
+        members,
+        partition_handling: uses_mnesia(&spec.engine_version),
+        definitions: definitions.to_path_buf(),
+    })
+}
+
+/// RabbitMQ versions whose default metadata store is still Mnesia (3.x up to 4.1;
+/// Khepri became the default in 4.2 and the only store in 4.3).
+pub fn uses_mnesia(engine_version: &str) -> bool {
+    let mut parts = engine_version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) < (4, 2)
 }
 
 /// Absolute watermark in bytes for `limit` × `fraction`.
@@ -91,7 +166,8 @@ pub fn bootstraps_exactly_the_spec_users(spec: &AgentSpec) -> bool {
 }
 
 /// Render `/etc/rabbitmq/rabbitmq.conf` for `spec` in a container limited to
-/// `memory_limit` bytes (None = unlimited), with TLS listeners when `tls` is given.
+/// `memory_limit` bytes (None = unlimited), with TLS listeners when `tls` is given and
+/// the cluster keys when `cluster` is.
 ///
 /// The first spec user becomes `default_user` (created on a virgin node only; later
 /// changes are applied with `rabbitmqctl`). If its name or password cannot be written
@@ -102,6 +178,7 @@ pub fn render_rabbitmq_conf(
     rabbit: &RabbitmqSpec,
     memory_limit: Option<u64>,
     tls: Option<&TlsFiles>,
+    cluster: Option<&ClusterConf>,
 ) -> String {
     let first = spec.users.first();
     let user = first.and_then(|u| conf_value(&u.username));
@@ -129,14 +206,26 @@ pub fn render_rabbitmq_conf(
         c.push_str(v);
         c.push('\n');
     };
-    line("default_user", &user);
-    line("default_pass", &pass);
-    line("default_user_tags.administrator", "true");
-    line(&format!("default_user_tags.{MANAGED_TAG}"), "true");
+    match cluster {
+        // Users come from the boot definitions (module docs); no default data.
+        Some(cluster) => {
+            line("definitions.import_backend", "local_filesystem");
+            line(
+                "definitions.local.path",
+                &cluster.definitions.display().to_string(),
+            );
+        }
+        None => {
+            line("default_user", &user);
+            line("default_pass", &pass);
+            line("default_user_tags.administrator", "true");
+            line(&format!("default_user_tags.{MANAGED_TAG}"), "true");
+            line("default_permissions.configure", ".*");
+            line("default_permissions.read", ".*");
+            line("default_permissions.write", ".*");
+        }
+    }
     line("default_vhost", "/");
-    line("default_permissions.configure", ".*");
-    line("default_permissions.read", ".*");
-    line("default_permissions.write", ".*");
     line("loopback_users", "none");
 
     // Plaintext listeners: everywhere, or loopback only (probe) when not wanted.
@@ -196,6 +285,35 @@ pub fn render_rabbitmq_conf(
         }
         None => line("vm_memory_high_watermark.relative", &fraction.to_string()),
     }
+    if let Some(cluster) = cluster {
+        if let Some(name) = conf_value(&cluster.name) {
+            line("cluster_name", &name);
+        }
+        line("cluster_formation.peer_discovery_backend", "classic_config");
+        for (i, member) in cluster.members.iter().enumerate() {
+            line(
+                &format!("cluster_formation.classic_config.nodes.{}", i + 1),
+                member,
+            );
+        }
+        line(
+            "cluster_formation.target_cluster_size_hint",
+            &cluster.members.len().to_string(),
+        );
+        line(
+            "cluster_formation.discovery_retry_limit",
+            &DISCOVERY_RETRY_LIMIT.to_string(),
+        );
+        line(
+            "cluster_formation.discovery_retry_interval",
+            &DISCOVERY_RETRY_INTERVAL_MS.to_string(),
+        );
+        // A plain queue.declare gets a replicated queue (Amazon MQ's cluster default).
+        line("default_queue_type", "quorum");
+        if cluster.partition_handling {
+            line("cluster_partition_handling", "pause_minority");
+        }
+    }
     let mut out =
         String::from("# Written by the Berth broker agent at every start; edits are lost.\n");
     out.push_str(&c);
@@ -225,7 +343,21 @@ mod tests {
     }
 
     fn render(spec: &AgentSpec, limit: Option<u64>) -> String {
-        render_rabbitmq_conf(spec, &rabbit(spec), limit, None)
+        render_rabbitmq_conf(spec, &rabbit(spec), limit, None, None)
+    }
+
+    fn cluster_spec(version: &str) -> AgentSpec {
+        let mut spec = sample_spec();
+        spec.engine_version = version.into();
+        spec.node = agent_contract::NodeSpec {
+            index: 1,
+            count: 3,
+            peers: vec!["berth-b-1234-2".into(), "berth-b-1234-0".into()],
+            hostname: "berth-b-1234-1".into(),
+            topology: Topology::Cluster,
+            zone: "us-east-1b".into(),
+        };
+        spec
     }
 
     fn conf_lines(conf: &str) -> Vec<(&str, &str)> {
@@ -297,7 +429,7 @@ mod tests {
             cert: "/etc/rabbitmq/tls/cert.pem".into(),
             key: "/etc/rabbitmq/tls/key.pem".into(),
         };
-        let conf = render_rabbitmq_conf(&spec, &rabbit(&spec), None, Some(&files));
+        let conf = render_rabbitmq_conf(&spec, &rabbit(&spec), None, Some(&files), None);
         assert_eq!(get(&conf, "listeners.ssl.default"), Some("5671"));
         assert_eq!(get(&conf, "mqtt.listeners.ssl.default"), Some("8883"));
         assert_eq!(get(&conf, "stomp.listeners.ssl.default"), Some("61614"));
@@ -433,6 +565,119 @@ mod tests {
         assert!(!bootstraps_exactly_the_spec_users(&two));
         let conf = render(&spec, None);
         assert!(conf.contains("default_user_tags.berth-managed = true"));
+    }
+
+    #[test]
+    fn single_nodes_get_no_cluster_keys() {
+        let spec = sample_spec();
+        assert_eq!(cluster_conf(&spec, "h", Path::new("/d")), None);
+        let conf = render(&spec, None);
+        assert!(!conf.contains("cluster"), "{conf}");
+        assert_eq!(get(&conf, "default_queue_type"), None);
+    }
+
+    #[test]
+    fn cluster_members_are_the_same_sorted_list_on_every_node() {
+        let spec = cluster_spec("4.3");
+        let d = Path::new("/etc/rabbitmq/definitions.json");
+        let one = cluster_conf(&spec, "berth-b-1234-1", d).unwrap();
+        assert_eq!(
+            one.members,
+            [
+                "rabbit@berth-b-1234-0",
+                "rabbit@berth-b-1234-1",
+                "rabbit@berth-b-1234-2"
+            ]
+        );
+        // node 0 lists its peers in another order: same list
+        let mut other = spec.clone();
+        other.node.hostname = "berth-b-1234-0".into();
+        other.node.peers = vec!["berth-b-1234-1".into(), "berth-b-1234-2".into()];
+        assert_eq!(
+            cluster_conf(&other, "berth-b-1234-0", d).unwrap().members,
+            one.members
+        );
+        // its own name among the peers, or a FQDN, is not listed twice
+        other.node.peers.push("berth-b-1234-0.net".into());
+        assert_eq!(
+            cluster_conf(&other, "berth-b-1234-0", d).unwrap().members,
+            one.members
+        );
+        assert_eq!(one.name, "b-1234");
+    }
+
+    #[test]
+    fn cluster_keys() {
+        let spec = cluster_spec("4.3");
+        let cluster =
+            cluster_conf(&spec, "berth-b-1234-1", Path::new("/etc/rabbitmq/d.json")).unwrap();
+        let conf = render_rabbitmq_conf(&spec, &rabbit(&spec), Some(1 << 30), None, Some(&cluster));
+        // users from the boot definitions, not from default_user
+        assert_eq!(
+            get(&conf, "definitions.import_backend"),
+            Some("local_filesystem")
+        );
+        assert_eq!(
+            get(&conf, "definitions.local.path"),
+            Some("/etc/rabbitmq/d.json")
+        );
+        assert!(!conf.contains("default_user"), "{conf}");
+        assert!(!conf.contains("default_pass"), "{conf}");
+        assert!(!conf.contains("s3cret"), "{conf}");
+        assert_eq!(get(&conf, "default_vhost"), Some("/"));
+        assert_eq!(get(&conf, "cluster_name"), Some("b-1234"));
+        assert_eq!(
+            get(&conf, "cluster_formation.peer_discovery_backend"),
+            Some("classic_config")
+        );
+        for (i, n) in ["0", "1", "2"].iter().enumerate() {
+            assert_eq!(
+                get(
+                    &conf,
+                    &format!("cluster_formation.classic_config.nodes.{}", i + 1)
+                ),
+                Some(format!("rabbit@berth-b-1234-{n}").as_str())
+            );
+        }
+        assert_eq!(get(&conf, "cluster_formation.classic_config.nodes.4"), None);
+        assert_eq!(
+            get(&conf, "cluster_formation.target_cluster_size_hint"),
+            Some("3")
+        );
+        assert_eq!(
+            get(&conf, "cluster_formation.discovery_retry_limit"),
+            Some("120")
+        );
+        assert_eq!(
+            get(&conf, "cluster_formation.discovery_retry_interval"),
+            Some("500")
+        );
+        assert_eq!(get(&conf, "default_queue_type"), Some("quorum"));
+        // 4.3 is Khepri-only: no partition handling
+        assert_eq!(get(&conf, "cluster_partition_handling"), None);
+        assert_unique_keys(&conf);
+        // the tenant's revision still comes last
+        let mut tuned = spec.clone();
+        tuned.engine_config = Some("heartbeat = 30\n".into());
+        let conf = render_rabbitmq_conf(&tuned, &rabbit(&tuned), None, None, Some(&cluster));
+        assert!(conf.ends_with("heartbeat = 30\n"));
+    }
+
+    #[test]
+    fn mnesia_versions_pause_the_minority() {
+        let spec = cluster_spec("4.0");
+        let cluster = cluster_conf(&spec, "berth-b-1234-1", Path::new("/d")).unwrap();
+        assert!(cluster.partition_handling);
+        let conf = render_rabbitmq_conf(&spec, &rabbit(&spec), None, None, Some(&cluster));
+        assert_eq!(
+            get(&conf, "cluster_partition_handling"),
+            Some("pause_minority")
+        );
+        assert!(uses_mnesia("3.10"));
+        assert!(uses_mnesia("4.1"));
+        assert!(!uses_mnesia("4.2"));
+        assert!(!uses_mnesia("4.3"));
+        assert!(!uses_mnesia("5.0"));
     }
 
     #[test]

@@ -16,6 +16,21 @@
 //!    in the management UI or with their own tools are left alone, as are internal ones
 //!    (prefix [`INTERNAL_USER_PREFIX`]).
 //!
+//! **Clusters.** Users live in the cluster's metadata store, so the three agents of a
+//! cluster reconcile the same users concurrently (the control plane PUTs a new spec to
+//! every node at once). Every step is idempotent: the import creates or overwrites (the
+//! same values from the same spec), and a user that another agent deleted between our
+//! `list_users` and our `delete_user` counts as deleted ([`is_no_such_user`]). One race
+//! is RabbitMQ's own: the import looks a user up, then creates it, and on 4.3.6 (Khepri)
+//! the node that loses a concurrent creation fails the whole import with
+//! `{user_already_exists,<<"app2">>}` (seen live, 1 of 3 agents). The user exists then,
+//! so the import is simply run again ([`is_concurrent_create`], up to
+//! [`IMPORT_ATTEMPTS`] times); the second run updates it. Each cluster node's agent also puts its own
+//! [`MonitorUser`] (`berth-internal-monitor-<host>`, tag `monitoring`, no vhost
+//! permissions) into the same import: one per node, so an agent that restarts with a
+//! new password never breaks another node's, and no agent ever deletes one (internal
+//! prefix).
+//!
 //! The CLI runs as the `rabbitmq` user (via `setpriv`) so it reads that user's cookie, and
 //! its output is scrubbed of every secret before it can reach a log line or an error.
 
@@ -46,6 +61,59 @@ pub struct ExistingUser {
     pub name: String,
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+/// A cluster node's own internal user, for the management API
+/// ([`super::mgmt`]): a random password that lives as long as the agent process.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MonitorUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for MonitorUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorUser")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl MonitorUser {
+    /// `berth-internal-monitor-<short host>` with a fresh random password.
+    pub fn generate(hostname: &str) -> anyhow::Result<MonitorUser> {
+        let short = hostname.split('.').next().unwrap_or(hostname);
+        Ok(MonitorUser {
+            name: format!("{INTERNAL_USER_PREFIX}monitor-{short}"),
+            password: fsutil::random_hex(24)?,
+        })
+    }
+}
+
+/// How often [`RabbitCtl::reconcile_users`] runs the import when it lost a race to
+/// create a user (see the module docs).
+pub const IMPORT_ATTEMPTS: usize = 3;
+
+/// Whether a failed `import_definitions` lost a race with another node creating the
+/// same object (`user_already_exists`, `vhost_already_exists`, …).
+pub fn is_concurrent_create(err: &CtlError) -> bool {
+    match err {
+        CtlError::Failed { output, .. } => output.contains("_already_exists"),
+        _ => false,
+    }
+}
+
+/// Whether a failed `delete_user` says the user is not there (anymore). The CLIs of
+/// 4.0.5 and 4.3.6 exit 0 for a user that does not exist (checked in the images); this
+/// covers CLIs that report it as an error instead.
+pub fn is_no_such_user(err: &CtlError) -> bool {
+    match err {
+        CtlError::Failed { output, .. } => {
+            output.contains("no_such_user") || output.contains("does not exist")
+        }
+        _ => false,
+    }
 }
 
 /// The vhost every spec user gets full permissions on.
@@ -145,20 +213,43 @@ impl RabbitCtl {
         })
     }
 
-    /// Make the node's users match `spec.users` (see the module docs).
-    pub async fn reconcile_users(&self, spec: &AgentSpec) -> Result<UserChanges, CtlError> {
-        let secrets = secrets_of(spec);
+    /// Make the node's users match `spec.users` (see the module docs), plus `monitor`
+    /// on a cluster node.
+    pub async fn reconcile_users(
+        &self,
+        spec: &AgentSpec,
+        monitor: Option<&MonitorUser>,
+    ) -> Result<UserChanges, CtlError> {
+        let mut secrets = secrets_of(spec);
+        secrets.extend(monitor.map(|m| m.password.clone()));
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let before = self.list_users().await?;
-        let defs =
-            serde_json::to_vec(&users_definitions(spec)).map_err(|e| CtlError::BadOutput {
+        let defs = serde_json::to_vec(&users_definitions(spec, monitor)).map_err(|e| {
+            CtlError::BadOutput {
                 command: "import_definitions".into(),
                 detail: e.to_string(),
-            })?;
-        self.import_definitions(&defs, &secrets).await?;
+            }
+        })?;
+        let mut attempt = 1;
+        loop {
+            match self.import_definitions(&defs, &secrets).await {
+                Ok(()) => break,
+                Err(e) if attempt < IMPORT_ATTEMPTS && is_concurrent_create(&e) => {
+                    tracing::info!(attempt, error = %e, "another node created a user at the same time; importing again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let delete = users_to_delete(&before, spec);
         for name in &delete {
-            self.run(&["delete_user", name], None, &secrets).await?;
+            match self.run(&["delete_user", name], None, &secrets).await {
+                Ok(_) => {}
+                // Another cluster node's agent was faster.
+                Err(e) if is_no_such_user(&e) => {}
+                Err(e) => return Err(e),
+            }
         }
         let added = spec
             .users
@@ -240,9 +331,10 @@ pub struct UserChanges {
 }
 
 /// Definitions JSON (users + permissions on `/`) for `import_definitions`. The first
-/// user is always an administrator; others are when `admin` is set.
-pub fn users_definitions(spec: &AgentSpec) -> serde_json::Value {
-    let users: Vec<_> = spec
+/// user is always an administrator; others are when `admin` is set. `monitor` (a
+/// cluster node's internal user) gets the `monitoring` tag and no permissions.
+pub fn users_definitions(spec: &AgentSpec, monitor: Option<&MonitorUser>) -> serde_json::Value {
+    let mut users: Vec<_> = spec
         .users
         .iter()
         .enumerate()
@@ -255,6 +347,9 @@ pub fn users_definitions(spec: &AgentSpec) -> serde_json::Value {
             json!({ "name": u.username, "password": u.password, "tags": tags })
         })
         .collect();
+    users.extend(
+        monitor.map(|m| json!({ "name": m.name, "password": m.password, "tags": "monitoring" })),
+    );
     let permissions: Vec<_> = spec
         .users
         .iter()
@@ -266,6 +361,15 @@ pub fn users_definitions(spec: &AgentSpec) -> serde_json::Value {
         })
         .collect();
     json!({ "users": users, "permissions": permissions })
+}
+
+/// The definitions a cluster node imports at every boot ([`super::conf`]): every spec
+/// user and `monitor` as in [`users_definitions`], plus the vhost they have permissions
+/// on (with definitions to load, RabbitMQ creates no default vhost itself).
+pub fn boot_definitions(spec: &AgentSpec, monitor: Option<&MonitorUser>) -> serde_json::Value {
+    let mut defs = users_definitions(spec, monitor);
+    defs["vhosts"] = json!([{ "name": DEFAULT_VHOST }]);
+    defs
 }
 
 /// Existing users that must go: not in the spec, not internal, and either made by Berth
@@ -340,7 +444,7 @@ mod tests {
 
     #[test]
     fn definitions_cover_every_user() {
-        let defs = users_definitions(&two_users());
+        let defs = users_definitions(&two_users(), None);
         let users = defs["users"].as_array().unwrap();
         assert_eq!(users.len(), 2);
         assert_eq!(users[0]["name"], "admin");
@@ -363,7 +467,7 @@ mod tests {
         let mut spec = two_users();
         spec.users[0].admin = false;
         spec.users[1].admin = true;
-        let defs = users_definitions(&spec);
+        let defs = users_definitions(&spec, None);
         assert_eq!(defs["users"][0]["tags"], "administrator,berth-managed");
         assert_eq!(defs["users"][1]["tags"], "administrator,berth-managed");
     }
@@ -386,6 +490,89 @@ mod tests {
             users_to_delete(&existing, &two_users()),
             vec!["guest", "old", "berth-bootstrap"]
         );
+    }
+
+    #[test]
+    fn a_cluster_nodes_monitor_user_is_internal_and_has_no_permissions() {
+        let monitor = MonitorUser::generate("berth-b-1234-2.net").unwrap();
+        assert_eq!(monitor.name, "berth-internal-monitor-berth-b-1234-2");
+        assert_eq!(monitor.password.len(), 48);
+        assert!(!format!("{monitor:?}").contains(&monitor.password));
+        assert_ne!(
+            MonitorUser::generate("h").unwrap().password,
+            MonitorUser::generate("h").unwrap().password
+        );
+        let defs = users_definitions(&two_users(), Some(&monitor));
+        let users = defs["users"].as_array().unwrap();
+        assert_eq!(users.len(), 3);
+        assert_eq!(users[2]["name"], monitor.name.as_str());
+        assert_eq!(users[2]["password"], monitor.password.as_str());
+        assert_eq!(users[2]["tags"], "monitoring");
+        let perms = defs["permissions"].as_array().unwrap();
+        assert!(perms.iter().all(|p| p["user"] != monitor.name.as_str()));
+        // no agent deletes another node's monitor user, whatever its tags
+        let existing = vec![
+            ExistingUser {
+                name: "berth-internal-monitor-berth-b-1234-0".into(),
+                tags: vec!["monitoring".into()],
+            },
+            ExistingUser {
+                name: monitor.name.clone(),
+                tags: vec![MANAGED_TAG.into()],
+            },
+        ];
+        assert!(users_to_delete(&existing, &two_users()).is_empty());
+    }
+
+    #[test]
+    fn boot_definitions_declare_the_vhost_too() {
+        let monitor = MonitorUser::generate("n1").unwrap();
+        let defs = boot_definitions(&two_users(), Some(&monitor));
+        assert_eq!(defs["vhosts"], json!([{ "name": "/" }]));
+        assert_eq!(defs["users"].as_array().unwrap().len(), 3);
+        assert_eq!(defs["permissions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_lost_creation_race_is_retried_other_failures_are_not() {
+        let failed = |output: &str| CtlError::Failed {
+            command: "import_definitions".into(),
+            status: "exit status: 69".into(),
+            output: output.into(),
+        };
+        // what 4.3.6 printed when another node created "app2" first
+        assert!(is_concurrent_create(&failed(
+            "Error:\n{user_already_exists,<<\"app2\">>}"
+        )));
+        assert!(is_concurrent_create(&failed(
+            "{vhost_already_exists,<<\"/\">>}"
+        )));
+        assert!(!is_concurrent_create(&failed("Error: {badarg, ...}")));
+        assert!(!is_concurrent_create(&CtlError::Scratch(anyhow::anyhow!(
+            "user_already_exists"
+        ))));
+        const { assert!(IMPORT_ATTEMPTS >= 2) };
+    }
+
+    #[test]
+    fn a_user_deleted_by_another_node_counts_as_deleted() {
+        let failed = |output: &str| CtlError::Failed {
+            command: "delete_user".into(),
+            status: "exit status: 70".into(),
+            output: output.into(),
+        };
+        // a CLI that reports it: the message or the error term
+        assert!(is_no_such_user(&failed(
+            "Error:\nUser \"old\" does not exist"
+        )));
+        assert!(is_no_such_user(&failed("{no_such_user,<<\"old\">>}")));
+        assert!(!is_no_such_user(&failed(
+            "Error: unable to perform an operation on node"
+        )));
+        assert!(!is_no_such_user(&CtlError::BadOutput {
+            command: "delete_user".into(),
+            detail: "does not exist".into(),
+        }));
     }
 
     #[test]

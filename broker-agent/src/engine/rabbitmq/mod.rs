@@ -5,14 +5,32 @@
 //!
 //! - [`conf`]: rendering the config files;
 //! - [`ctl`]: `rabbitmqctl` (user reconciliation, watermark);
+//! - [`mgmt`]: cluster membership from the management API;
 //! - [`probe`]: the AMQP handshake readiness probe and the quiet liveness helpers.
+//!
+//! **Cluster nodes** (`spec.node.topology == Cluster`, RabbitMQ 4.x; CLUSTER_MULTI_AZ):
+//! the node is `rabbit@<spec.node.hostname>` (the container name, which Docker's
+//! embedded DNS resolves for the other members; the container hostname when empty) and
+//! its config lists every member for classic-config peer discovery (see [`conf`]). A
+//! virgin node that joins an existing cluster resets its own database and takes the
+//! cluster's, so a `default_user` bootstrap would be lost on every node but the seed;
+//! instead every cluster node imports the spec's users (and its own internal monitoring
+//! user, [`ctl::MonitorUser`]) from a definitions file at every boot, after joining and
+//! before its listeners open (see [`conf`]). So a *virgin* cluster node has exactly the
+//! spec's users once it answers AMQP (there is nothing to delete in a new cluster) and
+//! skips the reconciliation, which through `rabbitmqctl` costs 10–14 s while three nodes
+//! boot on two CPUs; a node restarted on its volume reconciles as usual (users the spec
+//! dropped meanwhile must go). With the monitoring user, [`EngineDriver::cluster_running`]
+//! asks the management API which members are running. Readiness stays per node: its own
+//! AMQP answers and the users are in place; the control plane calls the broker formed
+//! when every node is Ready and reports every member running.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_contract::ports::rabbitmq as ports;
-use agent_contract::{AgentSpec, Engine, EngineSpec, RabbitmqSpec, TlsMaterial};
+use agent_contract::{AgentSpec, Engine, EngineSpec, RabbitmqSpec, TlsMaterial, Topology};
 use anyhow::Context;
 
 use crate::engine::{BoxFuture, Diagnosis, EngineDriver, LiveChange, Prepared, TlsEndpoint};
@@ -22,10 +40,11 @@ use crate::supervisor::ProcessSpec;
 pub mod conf;
 pub mod ctl;
 pub mod diagnose;
+pub mod mgmt;
 pub mod probe;
 
-use conf::{TlsFiles, PROMETHEUS_PORT};
-use ctl::RabbitCtl;
+use conf::{ClusterConf, TlsFiles, PROMETHEUS_PORT};
+use ctl::{MonitorUser, RabbitCtl};
 
 /// OS user the engine runs as.
 pub const ENGINE_USER: &str = "rabbitmq";
@@ -86,6 +105,11 @@ impl Default for RabbitPaths {
 }
 
 impl RabbitPaths {
+    /// A cluster node's boot definitions (see [`conf`]).
+    pub fn definitions(&self) -> PathBuf {
+        self.conf_dir.join("definitions.json")
+    }
+
     /// Where the TLS PEM files go.
     pub fn tls_files(&self) -> TlsFiles {
         let dir = self.conf_dir.join("tls");
@@ -103,17 +127,41 @@ pub fn is_virgin(data_dir: &Path) -> bool {
     std::fs::read_dir(data_dir.join("mnesia")).map_or(true, |mut d| d.next().is_none())
 }
 
+/// The host name this node goes by: a cluster member uses the name the control plane
+/// gave it (`spec.node.hostname`, the container name the other members resolve), every
+/// other node (and a cluster spec without one) the container's hostname.
+pub fn own_hostname(spec: &AgentSpec, container_hostname: &str) -> String {
+    if spec.node.topology == Topology::Cluster && !spec.node.hostname.is_empty() {
+        spec.node.hostname.clone()
+    } else {
+        container_hostname.to_string()
+    }
+}
+
 /// Write rabbitmq.conf, enabled_plugins, the TLS files and the cookie, and hand the data
 /// directory to the engine user. `config_owner` owns the config files (root:rabbitmq in
-/// production), `engine_owner` the data directory and cookie.
+/// production), `engine_owner` the data directory and cookie; `cluster` adds the cluster
+/// keys and the boot definitions (spec users and `monitor`).
 pub fn write_engine_files(
     spec: &AgentSpec,
     memory_limit: Option<u64>,
     paths: &RabbitPaths,
     config_owner: Owner,
     engine_owner: Owner,
+    cluster: Option<&ClusterConf>,
+    monitor: Option<&MonitorUser>,
 ) -> anyhow::Result<()> {
     let rabbit = rabbit_spec(spec)?;
+    match cluster {
+        Some(c) => {
+            let defs = serde_json::to_vec_pretty(&ctl::boot_definitions(spec, monitor))?;
+            // Passwords: readable by the engine's group only, like rabbitmq.conf.
+            fsutil::write_atomic(&c.definitions, &defs, 0o640, Some(config_owner))?;
+        }
+        None => {
+            let _ = std::fs::remove_file(paths.definitions());
+        }
+    }
     let tls_files = paths.tls_files();
     let tls = match &spec.tls {
         Some(material) => {
@@ -127,7 +175,7 @@ pub fn write_engine_files(
     };
     fsutil::write_atomic(
         &paths.conf_dir.join("rabbitmq.conf"),
-        conf::render_rabbitmq_conf(spec, rabbit, memory_limit, tls).as_bytes(),
+        conf::render_rabbitmq_conf(spec, rabbit, memory_limit, tls, cluster).as_bytes(),
         0o640,
         Some(config_owner),
     )?;
@@ -220,20 +268,36 @@ pub struct RabbitDriver {
     engine_owner: Owner,
     amqp_addr: SocketAddr,
     ctl: RabbitCtl,
+    /// Cluster nodes only: the internal user for [`mgmt`].
+    monitor: Option<MonitorUser>,
 }
+
+/// Management listener the agent asks for cluster membership.
+const MGMT_ADDR: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    ports::MANAGEMENT,
+);
+/// Upper bound of one [`EngineDriver::cluster_running`] call.
+const CLUSTER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RabbitDriver {
     /// Resolve the engine user and hostname; fails if the image lacks the `rabbitmq` user.
-    pub fn new(paths: RabbitPaths, _spec: &AgentSpec) -> anyhow::Result<RabbitDriver> {
+    /// The topology is fixed for the driver's life (it decides the node name).
+    pub fn new(paths: RabbitPaths, spec: &AgentSpec) -> anyhow::Result<RabbitDriver> {
         let engine_owner = Owner::lookup_user(ENGINE_USER)?;
         let config_owner = Owner {
             uid: nix::unistd::geteuid().as_raw(),
             gid: engine_owner.gid,
         };
-        let hostname = nix::unistd::gethostname()
+        let container_hostname = nix::unistd::gethostname()
             .context("reading the hostname")?
             .to_string_lossy()
             .into_owned();
+        let hostname = own_hostname(spec, &container_hostname);
+        let monitor = match spec.node.topology {
+            Topology::Cluster => Some(MonitorUser::generate(&hostname)?),
+            Topology::Single | Topology::SharedStorage => None,
+        };
         let env = engine_env(&hostname, &paths.data_dir);
         let ctl = RabbitCtl {
             setpriv: paths.setpriv.clone(),
@@ -254,6 +318,7 @@ impl RabbitDriver {
             config_owner,
             engine_owner,
             ctl,
+            monitor,
         })
     }
 
@@ -271,14 +336,26 @@ impl EngineDriver for RabbitDriver {
     fn prepare(&self, spec: &AgentSpec) -> anyhow::Result<Prepared> {
         let memory_limit = self.current_memory_limit();
         let virgin = is_virgin(&self.paths.data_dir);
+        let cluster = conf::cluster_conf(spec, &self.hostname, &self.paths.definitions());
+        if cluster.is_some() && spec.engine_version.starts_with("3.") {
+            anyhow::bail!(
+                "RabbitMQ {} cannot run as a cluster node here (clusters need 4.x)",
+                spec.engine_version
+            );
+        }
         write_engine_files(
             spec,
             memory_limit,
             &self.paths,
             self.config_owner,
             self.engine_owner,
+            cluster.as_ref(),
+            self.monitor.as_ref(),
         )
         .context("preparing RabbitMQ files")?;
+        if let Some(c) = &cluster {
+            tracing::info!(node = %node_name(&self.hostname), members = ?c.members, "rendered the cluster config");
+        }
         let fraction = conf::watermark_fraction(rabbit_spec(spec)?);
         match memory_limit {
             Some(limit) => tracing::info!(
@@ -296,7 +373,10 @@ impl EngineDriver for RabbitDriver {
         Ok(Prepared {
             process: self.process(),
             memory_limit,
-            users_settled: virgin && conf::bootstraps_exactly_the_spec_users(spec),
+            // A virgin node gets exactly the spec's users: a single node from default_user
+            // (if it can be written there), a cluster node from its boot definitions.
+            users_settled: virgin
+                && (cluster.is_some() || conf::bootstraps_exactly_the_spec_users(spec)),
         })
     }
 
@@ -319,7 +399,10 @@ impl EngineDriver for RabbitDriver {
 
     fn reconcile_users<'a>(&'a self, spec: &'a AgentSpec) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let changes = self.ctl.reconcile_users(spec).await?;
+            let changes = self
+                .ctl
+                .reconcile_users(spec, self.monitor.as_ref())
+                .await?;
             let names: Vec<&str> = spec.users.iter().map(|u| u.username.as_str()).collect();
             tracing::info!(
                 users = ?names,
@@ -371,6 +454,32 @@ impl EngineDriver for RabbitDriver {
 
     fn diagnose_exit(&self, output: &[String]) -> Diagnosis {
         diagnose::diagnose(output)
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.monitor.iter().map(|m| m.password.clone()).collect()
+    }
+
+    /// Cluster nodes: the running members from the management API (≤ 2 s; None when the
+    /// node does not answer yet or the monitoring user is not in place yet).
+    fn cluster_running(&self) -> BoxFuture<'_, Option<Vec<String>>> {
+        Box::pin(async move {
+            let monitor = self.monitor.as_ref()?;
+            match mgmt::running_nodes(
+                MGMT_ADDR,
+                &monitor.name,
+                &monitor.password,
+                CLUSTER_STATUS_TIMEOUT,
+            )
+            .await
+            {
+                Ok(nodes) => Some(nodes),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cluster membership not available");
+                    None
+                }
+            }
+        })
     }
 }
 
@@ -429,7 +538,7 @@ mod tests {
         std::fs::set_permissions(&cookie, std::os::unix::fs::PermissionsExt::from_mode(0o400))
             .unwrap();
 
-        write_engine_files(&sample_spec(), Some(1 << 30), &paths, me, me).unwrap();
+        write_engine_files(&sample_spec(), Some(1 << 30), &paths, me, me, None, None).unwrap();
 
         let conf = paths.conf_dir.join("rabbitmq.conf");
         assert_eq!(std::fs::metadata(&conf).unwrap().mode() & 0o777, 0o640);
@@ -453,7 +562,7 @@ mod tests {
         let me = Owner::current();
         let mut spec = sample_spec();
         spec.tls = Some(sample_tls());
-        write_engine_files(&spec, None, &paths, me, me).unwrap();
+        write_engine_files(&spec, None, &paths, me, me, None, None).unwrap();
         let files = paths.tls_files();
         for f in [&files.ca, &files.cert, &files.key] {
             assert_eq!(std::fs::metadata(f).unwrap().mode() & 0o777, 0o640, "{f:?}");
@@ -465,7 +574,7 @@ mod tests {
         let conf = std::fs::read_to_string(paths.conf_dir.join("rabbitmq.conf")).unwrap();
         assert!(conf.contains(&format!("ssl_options.keyfile = {}", files.key.display())));
         // TLS removed from the spec: the files go too
-        write_engine_files(&sample_spec(), None, &paths, me, me).unwrap();
+        write_engine_files(&sample_spec(), None, &paths, me, me, None, None).unwrap();
         assert!(!files.key.exists());
     }
 
@@ -477,7 +586,7 @@ mod tests {
         let me = Owner::current();
         let mut spec = sample_spec();
         spec.tls = Some(sample_tls());
-        write_engine_files(&spec, None, &paths, me, me).unwrap();
+        write_engine_files(&spec, None, &paths, me, me, None, None).unwrap();
         let files = paths.tls_files();
         let conf_before = std::fs::read_to_string(paths.conf_dir.join("rabbitmq.conf")).unwrap();
 
@@ -510,6 +619,54 @@ mod tests {
         );
         let names: Vec<_> = tls_endpoints().iter().map(|e| e.addr.port()).collect();
         assert_eq!(names, [5671, 8883, 61614, 15673, 15676, 15671]);
+    }
+
+    #[test]
+    fn cluster_nodes_go_by_the_spec_hostname() {
+        let mut spec = sample_spec();
+        assert_eq!(own_hostname(&spec, "container"), "container");
+        spec.node.hostname = "berth-b-1234-1".into();
+        // not a cluster: the container's own hostname, as before
+        assert_eq!(own_hostname(&spec, "container"), "container");
+        spec.node.topology = Topology::Cluster;
+        assert_eq!(own_hostname(&spec, "container"), "berth-b-1234-1");
+        spec.node.hostname.clear();
+        assert_eq!(own_hostname(&spec, "container"), "container");
+    }
+
+    #[test]
+    fn cluster_config_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = test_paths(dir.path());
+        let me = Owner::current();
+        let mut spec = sample_spec();
+        spec.engine_version = "4.3".into();
+        spec.node.topology = Topology::Cluster;
+        spec.node.hostname = "n1".into();
+        spec.node.peers = vec!["n2".into(), "n3".into()];
+        let cluster = conf::cluster_conf(&spec, "n1", &paths.definitions()).unwrap();
+        let monitor = MonitorUser::generate("n1").unwrap();
+        write_engine_files(&spec, None, &paths, me, me, Some(&cluster), Some(&monitor)).unwrap();
+        let conf = std::fs::read_to_string(paths.conf_dir.join("rabbitmq.conf")).unwrap();
+        assert!(conf.contains("cluster_formation.classic_config.nodes.3 = rabbit@n3\n"));
+        assert!(conf.contains("default_queue_type = quorum\n"));
+        assert!(conf.contains(&format!(
+            "definitions.local.path = {}\n",
+            paths.definitions().display()
+        )));
+        // the boot definitions: spec users, the monitoring user, the vhost; 0640
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(paths.definitions()).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o640);
+        let defs: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(paths.definitions()).unwrap()).unwrap();
+        assert_eq!(defs["users"][0]["name"], "admin");
+        assert_eq!(defs["users"][1]["name"], monitor.name.as_str());
+        assert_eq!(defs["users"][1]["password"], monitor.password.as_str());
+        assert_eq!(defs["vhosts"][0]["name"], "/");
+        // back to a single node: the file goes
+        write_engine_files(&sample_spec(), None, &paths, me, me, None, None).unwrap();
+        assert!(!paths.definitions().exists());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use std::io;
 use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
-use rustls::ClientConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -43,4 +44,20 @@ pub async fn tls_connect(url: &str, config: Arc<ClientConfig>) -> io::Result<Tls
         TlsConnector::from(config).connect(name, tcp),
     )
     .await
+}
+
+/// A rustls client (ring) whose only root is the CA in `ca_pem`.
+pub fn client_config(ca_pem: &str) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA certificate");
+    }
+    assert_eq!(roots.len(), 1, "one CA certificate expected");
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Arc::new(config)
 }
