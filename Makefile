@@ -42,6 +42,7 @@ test: images compat-venv
 
 bench: images
 	$(CARGO) bench -p berth-tests --bench lifecycle
+	$(CARGO) bench -p berth-tests --bench ha
 
 lint:
 	$(CARGO) fmt --all -- --check

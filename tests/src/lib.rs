@@ -2,6 +2,8 @@
 //! server for the whole run, a fresh database per app, Berth started in-process on
 //! port 0, and helpers that wait on conditions instead of sleeping.
 
+pub mod ha;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
@@ -345,6 +347,21 @@ pub fn remove_installation_objects(installation: &str) {
 }
 
 /// Removes an installation's Docker objects when dropped, also when the test panics.
+/// `docker ARGS…` with the CLI: its stdout (trimmed), panicking with stderr on failure.
+pub async fn docker_cli(args: &[&str]) -> String {
+    let out = tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 pub struct InstallationCleanup(pub String);
 
 impl Drop for InstallationCleanup {

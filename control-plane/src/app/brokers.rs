@@ -572,16 +572,9 @@ pub async fn broker_update(
         )?,
         Some(v) => {
             let target = EngineVersion::resolve(engine_type, Some(v))?;
-            let major = |s: &str| s.split('.').next().unwrap_or_default().to_owned();
-            if major(target.name) != major(current.name) {
-                return Err(Error::bad_request(
-                    "engineVersion",
-                    format!(
-                        "There is no in-place upgrade path from {engine_type} {} to {}.",
-                        current.name, target.name
-                    ),
-                ));
-            }
+            current
+                .upgrade_to(&target)
+                .map_err(|why| Error::bad_request("engineVersion", why))?;
             update.pending_engine_version =
                 Some((target.name != current.name).then(|| target.name.to_owned()));
             target

@@ -171,6 +171,51 @@ impl EngineVersion {
 }
 
 impl EngineVersion {
+    /// Whether a broker of this version can move to `target` in place (a rolling
+    /// upgrade, node by node), by the engine's own rules; `Err` says why not and what
+    /// the supported path is. RabbitMQ upgrades one minor release at a time (patch
+    /// releases may be skipped; 3.13 is the last 3.x before 4.0), and no engine goes
+    /// back.
+    pub fn upgrade_to(&self, target: &EngineVersion) -> Result<(), String> {
+        let parse = |v: &str| {
+            let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            (it.next().unwrap_or(0), it.next().unwrap_or(0))
+        };
+        let (from, to) = (parse(self.name), parse(target.name));
+        if from == to {
+            return Ok(());
+        }
+        let engine = self.engine;
+        if to < from {
+            return Err(format!(
+                "{engine} {} cannot be downgraded to {}.",
+                self.name, target.name
+            ));
+        }
+        let next_minor = (from.0, from.1 + 1);
+        let allowed = match engine {
+            EngineType::Rabbitmq => to == next_minor || (from == (3, 13) && to == (4, 0)),
+            EngineType::Activemq => to.0 == from.0,
+        };
+        if allowed {
+            return Ok(());
+        }
+        let path = match engine {
+            EngineType::Rabbitmq => format!(
+                " RabbitMQ upgrades in place one minor release at a time ({}.{} → {}.{} next); create a {} broker and move definitions and messages to it (blue-green) instead.",
+                from.0, from.1, next_minor.0, next_minor.1, target.name
+            ),
+            EngineType::Activemq => format!(
+                " Create a {} broker and move to it instead.",
+                target.name
+            ),
+        };
+        Err(format!(
+            "There is no in-place upgrade path from {engine} {} to {}.{path}",
+            self.name, target.name
+        ))
+    }
+
     /// Resolves a requested version (`None` → the newest for that engine). Accepts the
     /// short form (`4.0`) and the exact one (`4.0.5`).
     pub fn resolve(engine: EngineType, requested: Option<&str>) -> Result<Self, Error> {
@@ -362,6 +407,24 @@ impl InstanceType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upgrades_follow_the_engines_rules() {
+        let v = |e, n| EngineVersion::resolve(e, Some(n)).unwrap();
+        let r = EngineType::Rabbitmq;
+        assert!(v(r, "4.0").upgrade_to(&v(r, "4.0")).is_ok());
+        let skip = v(r, "4.0").upgrade_to(&v(r, "4.3")).unwrap_err();
+        assert!(
+            skip.contains("one minor release at a time (4.0 → 4.1 next)"),
+            "{skip}"
+        );
+        assert!(skip.contains("blue-green"), "{skip}");
+        assert!(v(r, "3.10").upgrade_to(&v(r, "4.0")).is_err());
+        let down = v(r, "4.3").upgrade_to(&v(r, "4.0")).unwrap_err();
+        assert!(down.contains("cannot be downgraded"), "{down}");
+        let a = EngineType::Activemq;
+        assert!(v(a, "5.17").upgrade_to(&v(a, "5.17")).is_ok());
+    }
 
     #[test]
     fn enums_round_trip_and_reject_unknown() {

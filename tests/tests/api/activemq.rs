@@ -11,8 +11,8 @@ use rumqttc::{ConnectReturnCode, Packet};
 use serde_json::{json, Value};
 
 use berth_tests::{
-    activemq_broker, endpoint_with_scheme, jms, require_activemq_image, spawn_app, spawn_app_on,
-    wait_until, JmsOutcome, TestApp, ACTIVEMQ_IMAGE,
+    activemq_broker, docker_cli as docker, endpoint_with_scheme, jms, require_activemq_image,
+    spawn_app, spawn_app_on, wait_until, JmsOutcome, TestApp, ACTIVEMQ_IMAGE,
 };
 
 use crate::clients::endpoint_list;
@@ -113,21 +113,6 @@ async fn delete_broker(app: &TestApp, id: &str) {
 
 fn container(id: &str) -> String {
     format!("berth-{id}-0")
-}
-
-/// `docker ARGS…`: stdout, panicking on failure.
-async fn docker(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("docker")
-        .args(args)
-        .output()
-        .await
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The container's start time and the engine's (java's) pid: both change on a restart.

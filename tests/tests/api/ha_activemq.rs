@@ -18,87 +18,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use berth_tests::{jms, require_activemq_image, spawn_app, wait_until, JmsOutcome, TestApp};
+use berth_tests::ha::{
+    instance_endpoints, pair_request, roles, wait_pair_formed as wait_formed, JmsLoad, PASSWORD,
+    USER,
+};
+use berth_tests::{
+    docker_cli as docker, jms, require_activemq_image, spawn_app, wait_until, TestApp,
+};
 
 use crate::clients::authority;
 use crate::clients::io::client_config;
 use crate::clients::stomp::{frame, take_frame};
 
-const USER: &str = "ha-admin";
-const PASSWORD: &str = "ha-Adm1n-Passw0rd";
 /// How long each load round produces; the fault comes `FAULT_AT` into it.
 const ROUND: Duration = Duration::from_secs(14);
 /// Load before each fault, once the clients run.
 const FAULT_AT: Duration = Duration::from_secs(3);
-
-fn pair_request(name: &str) -> Value {
-    json!({
-        "brokerName": name,
-        "engineType": "ACTIVEMQ",
-        "engineVersion": "5.17",
-        "deploymentMode": "ACTIVE_STANDBY_MULTI_AZ",
-        "hostInstanceType": "mq.m5.large",
-        "storageType": "EFS",
-        "publiclyAccessible": false,
-        "users": [{"username": USER, "password": PASSWORD}],
-    })
-}
-
-/// Each node's role as DescribeBroker says (`ACTIVE`, `STANDBY`, `DOWN`).
-fn roles(describe: &Value) -> Vec<String> {
-    describe["berthNodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no berthNodes in {describe}"))
-        .iter()
-        .map(|n| n["role"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The endpoints with `scheme` of every broker instance, in instance order.
-fn instance_endpoints(describe: &Value, scheme: &str) -> Vec<String> {
-    let prefix = format!("{scheme}://");
-    describe["brokerInstances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            i["endpoints"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(Value::as_str)
-                .find(|e| e.starts_with(&prefix))
-                .unwrap_or_else(|| panic!("no {prefix} endpoint in {i}"))
-                .to_owned()
-        })
-        .collect()
-}
-
-/// Waits until the pair is RUNNING with one active and one standby; the active's index.
-async fn wait_formed(app: &TestApp, id: &str, timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (status, v) = app.describe(id).await;
-        let r = roles(&v);
-        let active = r.iter().position(|x| x == "ACTIVE");
-        if status == 200
-            && v["brokerState"] == "RUNNING"
-            && r.iter().filter(|x| *x == "STANDBY").count() == 1
-        {
-            if let Some(a) = active {
-                return a;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pair {id} not formed (one ACTIVE, one STANDBY) within {timeout:?}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Waits until node `node` is ACTIVE; how long that took from `since`.
 async fn wait_active(app: &TestApp, id: &str, node: usize, since: Instant) -> Duration {
@@ -122,106 +60,6 @@ async fn nodes_now(app: &TestApp, id: &str) -> String {
                 .join(" ")
         })
         .unwrap_or_default()
-}
-
-async fn docker(args: &[&str]) {
-    let out = tokio::process::Command::new("docker")
-        .args(args)
-        .output()
-        .await
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A JMS producer and consumer on one queue through the failover URL.
-struct JmsLoad {
-    producer: tokio::task::JoinHandle<JmsOutcome>,
-    consumer: tokio::task::JoinHandle<JmsOutcome>,
-    _ready: tempfile::TempDir,
-}
-
-impl JmsLoad {
-    /// Starts both clients and returns once the consumer is subscribed and the
-    /// producer's first message is confirmed, plus `FAULT_AT` of load.
-    async fn start(url: &str, ca: &str, queue: &str, duration: Duration) -> JmsLoad {
-        let ready = tempfile::tempdir().unwrap();
-        let flag = |who: &str| ready.path().join(who).display().to_string();
-        let (p_flag, c_flag) = (flag("producer"), flag("consumer"));
-        let run = |mode: &'static str, args: Vec<String>| {
-            let url = url.to_owned();
-            tokio::spawn(async move {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                jms(&url, USER, PASSWORD, mode, &args, Duration::from_secs(120)).await
-            })
-        };
-        let secs = duration.as_secs().to_string();
-        let load = JmsLoad {
-            producer: run(
-                "produce",
-                vec![
-                    "--dest".into(),
-                    queue.into(),
-                    "--duration".into(),
-                    secs,
-                    "--gap-ms".into(),
-                    "5".into(),
-                    "--ca".into(),
-                    ca.into(),
-                    "--ready-file".into(),
-                    p_flag.clone(),
-                ],
-            ),
-            consumer: run(
-                "consume",
-                vec![
-                    "--dest".into(),
-                    queue.into(),
-                    "--idle".into(),
-                    "12".into(),
-                    "--ca".into(),
-                    ca.into(),
-                    "--ready-file".into(),
-                    c_flag.clone(),
-                ],
-            ),
-            _ready: ready,
-        };
-        wait_until(Duration::from_secs(60), || async {
-            std::path::Path::new(&p_flag).exists() && std::path::Path::new(&c_flag).exists()
-        })
-        .await
-        .expect("the JMS clients never started");
-        tokio::time::sleep(FAULT_AT).await; // load before the fault
-        load
-    }
-
-    /// Asserts that every acknowledged message reached the consumer; the producer's gap.
-    async fn check(self, label: &str) -> i64 {
-        let p = self.producer.await.unwrap();
-        let c = self.consumer.await.unwrap();
-        assert!(p.ok, "{label}: producer failed: {p:?}");
-        assert!(c.ok, "{label}: consumer failed: {c:?}");
-        let acked = p.int("acked");
-        assert!(acked > 100, "{label}: the producer hardly produced: {p:?}");
-        assert!(
-            c.int("contiguous") >= acked,
-            "{label}: confirmed messages lost: acked 1..{acked}, consumer saw 1..{} contiguous ({:?})",
-            c.int("contiguous"),
-            c.result
-        );
-        let gap = p.int("max_gap_ms");
-        println!(
-            "{label}: {acked} confirmed, 0 lost, {} redelivered, producer gap {gap} ms (gaps > 250 ms: {}), consumer gap {} ms",
-            c.int("duplicates"),
-            p.result["gaps"],
-            c.int("max_gap_ms")
-        );
-        gap
-    }
 }
 
 /// A STOMP producer that fails over by itself: persistent SENDs with a receipt each,
@@ -352,7 +190,7 @@ async fn an_active_standby_pair_loses_no_confirmed_message_when_the_active_dies_
     let ca = app.settings.data_dir.join("ca.pem").display().to_string();
 
     // (a) The active is killed.
-    let load = JmsLoad::start(&url, &ca, "ha.kill", ROUND).await;
+    let load = JmsLoad::start(&url, &ca, "ha.kill", ROUND, FAULT_AT).await;
     let fault = Instant::now();
     docker(&["kill", &format!("berth-{id}-{active}")]).await;
     let standby = 1 - active;
@@ -374,7 +212,7 @@ async fn an_active_standby_pair_loses_no_confirmed_message_when_the_active_dies_
     );
 
     // (b) The active hangs (paused container: it keeps the lock).
-    let load = JmsLoad::start(&url, &ca, "ha.pause", ROUND).await;
+    let load = JmsLoad::start(&url, &ca, "ha.pause", ROUND, FAULT_AT).await;
     let fault = Instant::now();
     let hung = format!("berth-{id}-{active}");
     println!("pause: before {}", nodes_now(&app, &id).await);
@@ -449,7 +287,7 @@ async fn an_active_standby_pair_loses_no_confirmed_message_when_the_active_dies_
             assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
         }
         let queue = format!("ha.{}", label.replace(' ', "-"));
-        let load = JmsLoad::start(&url, &ca, &queue, Duration::from_secs(30)).await;
+        let load = JmsLoad::start(&url, &ca, &queue, Duration::from_secs(30), FAULT_AT).await;
         let roll = Instant::now();
         let resp = app
             .post_json(&format!("/v1/brokers/{id}/reboot"), &json!({}))

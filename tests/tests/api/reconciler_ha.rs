@@ -336,3 +336,57 @@ async fn a_roll_resumes_where_it_was_and_never_reboots_a_node_twice() {
     );
     assert!(p.created(0).await > active_before, "the roll went on");
 }
+
+#[tokio::test]
+async fn updates_a_mode_or_an_engine_cannot_take_are_refused() {
+    let p = Pair::running_with_active(0).await;
+    let update = |body: serde_json::Value| {
+        let p = &p;
+        async move {
+            berth::app::brokers::broker_update(
+                &p.h.ctx,
+                &p.h.caller,
+                p.id.as_str(),
+                serde_json::from_value(body).unwrap(),
+            )
+            .await
+        }
+    };
+    // Amazon MQ refuses mq.t3.micro for multi-AZ brokers, also as a resize.
+    let err = update(json!({"hostInstanceType": "mq.t3.micro"}))
+        .await
+        .unwrap_err();
+    let wire = format!("{err:?}");
+    assert!(wire.contains("hostInstanceType"), "{wire}");
+    assert!(p.h.row(&p.id).await.pending_host_instance_type.is_none());
+
+    // RabbitMQ upgrades one minor at a time: 4.0 → 4.3 in place is refused with the path.
+    let agents = Arc::new(NodeAgents::default());
+    let h = harness_with(agents).await;
+    let req = serde_json::from_value(json!({
+        "brokerName": "ring", "engineType": "RABBITMQ", "engineVersion": "4.0",
+        "deploymentMode": "CLUSTER_MULTI_AZ", "hostInstanceType": "mq.m7g.large",
+        "publiclyAccessible": false,
+        "users": [{"username": "admin", "password": "s3cret-Passw0rd-x"}],
+    }))
+    .unwrap();
+    let row = broker_create(&h.ctx, &h.caller, req).await.unwrap();
+    let err = berth::app::brokers::broker_update(
+        &h.ctx,
+        &h.caller,
+        &row.id,
+        serde_json::from_value(json!({"engineVersion": "4.3"})).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    let wire = format!("{err:?}");
+    assert!(
+        wire.contains("engineVersion") && wire.contains("4.0 → 4.1"),
+        "{wire}"
+    );
+    assert!(h
+        .row(&BrokerId::parse(&row.id).unwrap())
+        .await
+        .pending_engine_version
+        .is_none());
+}
