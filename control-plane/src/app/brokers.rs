@@ -424,8 +424,7 @@ pub fn describe_view(
         .iter()
         .map(|plan| {
             let stored = d.nodes.iter().find(|n| n.node == plan.index as i32);
-            let state =
-                stored.and_then(|n| n.unreachable_since.is_none().then(|| n.state()).flatten());
+            let state = stored.and_then(|n| n.current_state());
             let (endpoints, console_url) = instance(plan.index as i32);
             views::BerthNode {
                 index: plan.index,

@@ -28,6 +28,14 @@ impl NodeRow {
         let text = self.engine_state.as_deref()?;
         serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
     }
+
+    /// The engine state as far as it is known now: none while the agent does not answer.
+    pub fn current_state(&self) -> Option<EngineState> {
+        self.unreachable_since
+            .is_none()
+            .then(|| self.state())
+            .flatten()
+    }
 }
 
 /// What the reconciler saw of one node this time.

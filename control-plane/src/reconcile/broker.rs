@@ -545,12 +545,12 @@ impl BrokerReconciler {
                     last_answer.remove(&(id.clone(), index));
                     continue;
                 }
-                watched.push((
-                    id.clone(),
-                    plan,
-                    self.agent_base(&ports, index)?,
-                    token.clone(),
-                ));
+                // A node without an agent port (a corrupt row) is skipped, not fatal
+                // for every other pair's watch.
+                let Ok(base) = self.agent_base(&ports, index) else {
+                    continue;
+                };
+                watched.push((id.clone(), plan, base, token.clone()));
             }
         }
         let probes = watched.iter().map(|(_, _, base, token)| async move {
@@ -619,7 +619,7 @@ impl BrokerReconciler {
             .iter()
             .filter_map(|n| {
                 let index = u32::try_from(n.node).ok()?;
-                let state = n.unreachable_since.is_none().then(|| n.state()).flatten();
+                let state = n.current_state();
                 Some((index, nodes::observed_role(layout.kind, state)))
             })
             .collect())
