@@ -233,7 +233,12 @@ pub async fn broker_create(
         ));
     }
 
-    let mut ports: Vec<(i32, &'static str)> = (0..profile::node_count(mode))
+    let id = BrokerId::generate();
+    // Pinned host ports: every node's, and the load balancer's (a cluster's one
+    // endpoint per protocol).
+    let layout = crate::domain::nodes::layout(&id, mode, caller.scope.region.as_str());
+    let mut ports: Vec<(i32, &'static str)> = layout
+        .indexes()
         .flat_map(|node| {
             profile
                 .node_ports()
@@ -241,8 +246,7 @@ pub async fn broker_create(
                 .map(move |(protocol, _)| (node as i32, protocol))
         })
         .collect();
-    if mode == DeploymentMode::ClusterMultiAz {
-        // The load balancer's: the broker's one endpoint per protocol.
+    if layout.load_balancer {
         ports.extend(
             profile
                 .node_ports()
@@ -252,7 +256,7 @@ pub async fn broker_create(
         );
     }
     let new = NewBroker {
-        id: BrokerId::generate(),
+        id,
         scope: caller.scope.clone(),
         name: name.as_str().to_owned(),
         engine_type: engine_type.as_wire().to_owned(),

@@ -424,15 +424,6 @@ impl EngineProfile {
     }
 }
 
-/// How many nodes (containers) a deployment mode runs.
-pub fn node_count(mode: DeploymentMode) -> u32 {
-    match mode {
-        DeploymentMode::SingleInstance => 1,
-        DeploymentMode::ActiveStandbyMultiAz => 2,
-        DeploymentMode::ClusterMultiAz => 3,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
