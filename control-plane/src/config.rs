@@ -54,6 +54,9 @@ pub struct Settings {
     /// container that still holds the store's lock) gets the container killed, so the
     /// standby takes over.
     pub hung_after_ms: u64,
+    /// Engine images are `<prefix>/<engine>:<version>` (default `berth`, as
+    /// `images/build.sh`'s `BERTH_IMAGE_PREFIX`).
+    pub image_prefix: Option<String>,
     /// HTTP: a new connection must send its first request head within this long, and a
     /// later request its head within this long of its first byte; else it is closed.
     pub http_header_timeout_ms: u64,
@@ -91,6 +94,7 @@ impl std::fmt::Debug for Settings {
             .field("unhealthy_after_secs", &self.unhealthy_after_secs)
             .field("reconcile_interval_ms", &self.reconcile_interval_ms)
             .field("hung_after_ms", &self.hung_after_ms)
+            .field("image_prefix", &self.image_prefix)
             .field("http_header_timeout_ms", &self.http_header_timeout_ms)
             .field("http_body_timeout_ms", &self.http_body_timeout_ms)
             .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
@@ -127,6 +131,7 @@ impl Default for Settings {
             unhealthy_after_secs: 60,
             reconcile_interval_ms: 1000,
             hung_after_ms: 2000,
+            image_prefix: None,
             http_header_timeout_ms: 10_000,
             http_body_timeout_ms: 30_000,
             http_idle_timeout_ms: 60_000,
@@ -199,6 +204,13 @@ impl Settings {
             self.http_max_connections > 0,
             "http_max_connections must be positive"
         );
+        if let Some(p) = &self.image_prefix {
+            // What images/build.sh accepts for BERTH_IMAGE_PREFIX.
+            let ok = p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._/-".contains(c));
+            anyhow::ensure!(ok, "image_prefix {p:?} must match [a-z0-9][a-z0-9._/-]*");
+        }
         Ok(())
     }
 }

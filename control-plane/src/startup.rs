@@ -105,7 +105,8 @@ impl Application {
                 advertised_host: settings.advertised_host.clone(),
                 ca: ca.clone(),
                 renew_before: crate::tls::DEFAULT_RENEW_BEFORE,
-                images: image_builder(),
+                images: image_builder(settings.image_prefix.as_deref()),
+                image_prefix: settings.image_prefix.clone(),
             },
             cancel.clone(),
         );
@@ -273,9 +274,12 @@ pub async fn offline_context(
 }
 
 /// The builder of missing engine images, when this host can build them.
-fn image_builder() -> Option<Arc<crate::images::ImageBuilder>> {
+fn image_builder(prefix: Option<&str>) -> Option<Arc<crate::images::ImageBuilder>> {
     match crate::images::ImageBuilder::locate() {
-        Ok(b) => Some(Arc::new(b)),
+        Ok(b) => Some(Arc::new(match prefix {
+            Some(p) => b.with_prefix(p),
+            None => b,
+        })),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "missing engine images will not be built on demand");
             None

@@ -18,6 +18,8 @@ pub struct MaintenanceCandidate {
     pub maintenance_time: String,
     pub maintenance_time_zone: String,
     pub last_maintenance_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Has pending changes (else it is a candidate for `autoMinorVersionUpgrade` only).
+    pub pending: bool,
 }
 
 /// Where broker host ports come from.
@@ -390,12 +392,14 @@ impl DataStore {
         Ok(())
     }
 
-    /// RUNNING brokers with pending changes: candidates for their maintenance window.
+    /// RUNNING brokers with pending changes or automatic minor upgrades: candidates for
+    /// their maintenance window.
     pub async fn broker_maintenance_candidates(&self) -> Result<Vec<MaintenanceCandidate>, Error> {
         sqlx::query_as(
-            "SELECT id, maintenance_day, maintenance_time, maintenance_time_zone, last_maintenance_at FROM brokers \
-             WHERE state = 'RUNNING' AND (pending_host_instance_type IS NOT NULL \
-               OR pending_engine_version IS NOT NULL OR pending_configuration_id IS NOT NULL)",
+            "SELECT id, maintenance_day, maintenance_time, maintenance_time_zone, last_maintenance_at, pending FROM ( \
+               SELECT *, (pending_host_instance_type IS NOT NULL OR pending_engine_version IS NOT NULL \
+                 OR pending_configuration_id IS NOT NULL) AS pending FROM brokers WHERE state = 'RUNNING') b \
+             WHERE pending OR auto_minor_version_upgrade",
         )
         .fetch_all(&self.pool)
         .await

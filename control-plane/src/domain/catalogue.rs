@@ -160,6 +160,18 @@ pub const ENGINE_VERSIONS: &[EngineVersion] = &[
 ];
 
 impl EngineVersion {
+    /// The image under another name prefix (`images/build.sh`'s `BERTH_IMAGE_PREFIX`):
+    /// `None` → [`Self::image`].
+    pub fn image_named(&self, prefix: Option<&str>) -> String {
+        match prefix {
+            None => self.image.to_owned(),
+            Some(p) => {
+                let (engine, version) = self.image_args();
+                format!("{p}/{engine}:{version}")
+            }
+        }
+    }
+
     /// The engine name and version as `images/build.sh` takes them (`rabbitmq`, `4.0`).
     pub fn image_args(&self) -> (&'static str, &'static str) {
         let engine = match self.engine {

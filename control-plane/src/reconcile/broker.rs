@@ -85,6 +85,8 @@ pub struct ReconcilerConfig {
     /// Builds a missing engine image (first CreateBroker of a version); `None` → a
     /// missing image fails the creation with the reason.
     pub images: Option<Arc<ImageBuilder>>,
+    /// Engine images are named `<prefix>/<engine>:<version>` (`None`: the catalogue's).
+    pub image_prefix: Option<String>,
 }
 
 pub struct BrokerReconciler {
@@ -638,6 +640,28 @@ impl BrokerReconciler {
         Ok(())
     }
 
+    /// The image an engine version runs on this installation.
+    fn image(&self, version: crate::domain::catalogue::EngineVersion) -> String {
+        version.image_named(self.config.image_prefix.as_deref())
+    }
+
+    /// Whether a node runs an older build of the broker's engine version than the one its
+    /// image tag names now (a newer patch release or agent: `make images` rebuilt it).
+    async fn image_outdated(&self, row: &BrokerRow) -> anyhow::Result<bool> {
+        let image = self.image(row.version()?);
+        let Some(current) = self.runtime.image_id(&image).await? else {
+            return Ok(false);
+        };
+        for node in &layout(row)?.nodes {
+            if let Some(status) = self.runtime.container_status(&node.container).await? {
+                if status.image_id != current {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     fn labels(&self, id: &BrokerId, node: Option<u32>) -> HashMap<String, String> {
         let mut l = HashMap::from([
             (LABEL_MANAGED.to_owned(), "true".to_owned()),
@@ -777,7 +801,7 @@ impl BrokerReconciler {
         Ok(ContainerSpec {
             hostname: name.clone(),
             name,
-            image: row.version()?.image.to_owned(),
+            image: self.image(row.version()?),
             network: objects::network_name(&id),
             labels: self.labels(&id, None),
             memory_bytes: 256 << 20,
@@ -989,7 +1013,7 @@ impl BrokerReconciler {
         Ok(ContainerSpec {
             hostname: plan.container.clone(),
             name: plan.container.clone(),
-            image: version.image.to_owned(),
+            image: self.image(version),
             network: objects::network_name(&id),
             labels,
             memory_bytes: i64::try_from(memory)?,
@@ -1028,8 +1052,9 @@ impl BrokerReconciler {
         Ok(())
     }
 
-    /// Starts a reboot for every RUNNING broker with pending changes whose weekly
-    /// maintenance window is open and unused. Returns the brokers it started.
+    /// Starts a reboot for every RUNNING broker whose weekly maintenance window is open
+    /// and unused and that has pending changes — or, with `autoMinorVersionUpgrade`, a
+    /// node on an older build of its engine version. Returns the brokers it started.
     pub async fn schedule_maintenance(
         &self,
         now: chrono::DateTime<chrono::Utc>,
@@ -1046,8 +1071,19 @@ impl BrokerReconciler {
                 continue;
             };
             let id = BrokerId::from_db(c.id);
+            let why = if c.pending {
+                "applying pending changes"
+            } else {
+                let Some(row) = self.store.broker_fetch_unscoped(&id).await? else {
+                    continue;
+                };
+                if !self.image_outdated(&row).await? {
+                    continue;
+                }
+                "upgrading to the newest build of its engine version (autoMinorVersionUpgrade)"
+            };
             if self.store.broker_start_maintenance(&id, window).await? {
-                tracing::info!(broker = %id, window = %window, "maintenance window open: applying pending changes");
+                tracing::info!(broker = %id, window = %window, "maintenance window open: {why}");
                 started.push(id);
             }
         }

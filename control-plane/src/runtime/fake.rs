@@ -17,10 +17,30 @@ struct State {
     images: Vec<String>,
     networks: BTreeMap<String, HashMap<String, String>>,
     volumes: BTreeMap<String, HashMap<String, String>>,
-    containers: BTreeMap<String, (ContainerSpec, bool, chrono::DateTime<chrono::Utc>)>,
+    /// Rebuilds per image name (`rebuild_image`): a new build is a new image id.
+    builds: HashMap<String, u32>,
+    containers: BTreeMap<String, FakeContainer>,
     /// Names of operations that fail once, e.g. `"start_container"`.
     fail_next: Vec<String>,
     calls: Vec<String>,
+}
+
+#[derive(Debug)]
+struct FakeContainer {
+    spec: ContainerSpec,
+    running: bool,
+    created: chrono::DateTime<chrono::Utc>,
+    /// The id of the image the container was created from.
+    image_id: String,
+}
+
+impl State {
+    fn image_id(&self, image: &str) -> String {
+        match self.builds.get(image) {
+            Some(n) => format!("sha256:{image}#{n}"),
+            None => format!("sha256:{image}"),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +53,18 @@ impl FakeRuntime {
         let rt = Self::default();
         rt.state.lock().unwrap().images = images.iter().map(|s| s.to_string()).collect();
         rt
+    }
+
+    /// Simulates a rebuilt image under the same tag (e.g. a newer patch release): new
+    /// containers get a new image id, existing ones keep theirs.
+    pub fn rebuild_image(&self, image: &str) {
+        *self
+            .state
+            .lock()
+            .unwrap()
+            .builds
+            .entry(image.to_owned())
+            .or_default() += 1;
     }
 
     /// Makes the next call of `op` fail with a runtime error.
@@ -50,13 +82,13 @@ impl FakeRuntime {
             .unwrap()
             .containers
             .get(name)
-            .map(|(s, _, _)| s.clone())
+            .map(|c| c.spec.clone())
     }
 
     /// Simulates the container dying (or `docker stop` from outside).
     pub fn kill(&self, name: &str) {
         if let Some(c) = self.state.lock().unwrap().containers.get_mut(name) {
-            c.1 = false;
+            c.running = false;
         }
     }
 
@@ -90,7 +122,7 @@ impl ContainerRuntime for FakeRuntime {
         Ok(s.images
             .iter()
             .any(|i| i == image)
-            .then(|| format!("sha256:{image}")))
+            .then(|| s.image_id(image)))
     }
 
     async fn ensure_network(
@@ -122,37 +154,39 @@ impl ContainerRuntime for FakeRuntime {
         if !s.images.contains(&spec.image) {
             return Err(RuntimeError::ImageMissing(spec.image.clone()));
         }
-        let running = s.containers.get(&spec.name).map(|c| c.1).unwrap_or(false);
+        let running = s.containers.get(&spec.name).is_some_and(|c| c.running);
         if !running {
-            let created = s
-                .containers
-                .get(&spec.name)
-                .map(|c| c.2)
-                .unwrap_or_else(chrono::Utc::now);
-            s.containers
-                .insert(spec.name.clone(), (spec.clone(), false, created));
+            let (created, image_id) = match s.containers.get(&spec.name) {
+                Some(c) => (c.created, c.image_id.clone()),
+                None => (chrono::Utc::now(), s.image_id(&spec.image)),
+            };
+            let container = FakeContainer {
+                spec: spec.clone(),
+                running: false,
+                created,
+                image_id,
+            };
+            s.containers.insert(spec.name.clone(), container);
         }
         Ok(())
     }
 
     async fn container_status(&self, name: &str) -> RuntimeResult<Option<ContainerStatus>> {
         let s = self.enter("container_status")?;
-        Ok(s.containers
-            .get(name)
-            .map(|(spec, running, created)| ContainerStatus {
-                running: *running,
-                exit_code: if *running { None } else { Some(0) },
-                restart_count: 0,
-                image_id: format!("sha256:{}", spec.image),
-                created: Some(*created),
-            }))
+        Ok(s.containers.get(name).map(|c| ContainerStatus {
+            running: c.running,
+            exit_code: if c.running { None } else { Some(0) },
+            restart_count: 0,
+            image_id: c.image_id.clone(),
+            created: Some(c.created),
+        }))
     }
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {
         let mut s = self.enter("start_container")?;
         match s.containers.get_mut(name) {
             Some(c) => {
-                c.1 = true;
+                c.running = true;
                 Ok(())
             }
             None => Err(RuntimeError::Failed {
@@ -165,7 +199,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn stop_container(&self, name: &str, _grace_secs: i64) -> RuntimeResult<()> {
         let mut s = self.enter("stop_container")?;
         if let Some(c) = s.containers.get_mut(name) {
-            c.1 = false;
+            c.running = false;
         }
         Ok(())
     }
@@ -173,7 +207,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn kill_container(&self, name: &str) -> RuntimeResult<()> {
         let mut s = self.enter("kill_container")?;
         if let Some(c) = s.containers.get_mut(name) {
-            c.1 = false;
+            c.running = false;
         }
         Ok(())
     }
@@ -199,7 +233,8 @@ impl ContainerRuntime for FakeRuntime {
             l.get(LABEL_INSTALLATION).map(String::as_str) == Some(installation)
         };
         let mut out = Vec::new();
-        for (name, (spec, _, _)) in &s.containers {
+        for (name, c) in &s.containers {
+            let spec = &c.spec;
             if mine(&spec.labels) {
                 out.push(ManagedObject {
                     kind: ObjectKind::Container,

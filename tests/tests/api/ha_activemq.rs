@@ -327,3 +327,103 @@ async fn an_active_standby_pair_loses_no_confirmed_message_when_the_active_dies_
     app.wait_until_gone(&id, Duration::from_secs(90)).await;
     assert_eq!(app.docker_objects(&id).await, Vec::<String>::new());
 }
+
+/// The image id a container was created from.
+async fn container_image(app: &TestApp, name: &str) -> String {
+    app.docker
+        .inspect_container(name, None)
+        .await
+        .unwrap()
+        .image
+        .unwrap()
+}
+
+#[tokio::test]
+async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_window() {
+    // Images under a private prefix, so a "newer build" of 5.17 here does not replace
+    // the tag other tests run.
+    let prefix = format!("berthtest-amvu-{}", std::process::id());
+    let app = berth_tests::spawn_app_with(|s| s.image_prefix = Some(prefix.clone())).await;
+    require_activemq_image(&app.docker).await;
+    let image = format!("{prefix}/activemq:5.17");
+    docker(&["tag", "berth/activemq:5.17", &image]).await;
+
+    let mut req = pair_request("auto-minor");
+    req["autoMinorVersionUpgrade"] = json!(true);
+    let id = app.create_broker(&req).await;
+    wait_formed(&app, &id, Duration::from_secs(180)).await;
+    let old = app.docker.inspect_image(&image).await.unwrap().id.unwrap();
+    for node in 0..2 {
+        assert_eq!(
+            container_image(&app, &format!("berth-{id}-{node}")).await,
+            old
+        );
+    }
+    let v = app.describe(&id).await.1;
+    let url = format!(
+        "failover:({})?randomize=false&initialReconnectDelay=100&maxReconnectDelay=200&useExponentialBackOff=false",
+        instance_endpoints(&v, "ssl").join(",")
+    );
+    let ca = app.settings.data_dir.join("ca.pem").display().to_string();
+
+    // A newer build of the same engine version appears (what `make images` does when
+    // Debian ships a patch release or Berth a new agent).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {image}\nLABEL berth.test.build=\"newer\"\n"),
+    )
+    .unwrap();
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        &image,
+        &dir.path().display().to_string(),
+    ])
+    .await;
+    let new = app.docker.inspect_image(&image).await.unwrap().id.unwrap();
+    assert_ne!(old, new);
+
+    // Its maintenance window opens (now, in UTC): Berth rolls it, under load.
+    let load = JmsLoad::start(
+        &url,
+        &ca,
+        "ha.auto-minor",
+        Duration::from_secs(40),
+        FAULT_AT,
+    )
+    .await;
+    let opened = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let window = json!({"maintenanceWindowStartTime": {
+        "dayOfWeek": opened.format("%A").to_string().to_uppercase(),
+        "timeOfDay": opened.format("%H:%M").to_string(),
+        "timeZone": "UTC",
+    }});
+    let roll = Instant::now();
+    let resp = app.put_json(&format!("/v1/brokers/{id}"), &window).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    app.wait_for_state(&id, "REBOOT_IN_PROGRESS", Duration::from_secs(30))
+        .await;
+    app.wait_for_state(&id, "RUNNING", Duration::from_secs(180))
+        .await;
+    wait_formed(&app, &id, Duration::from_secs(60)).await;
+    let took = roll.elapsed();
+    for node in 0..2 {
+        assert_eq!(
+            container_image(&app, &format!("berth-{id}-{node}")).await,
+            new,
+            "node {node} still on the old build"
+        );
+    }
+    let gap = load.check("automatic minor upgrade (rolling)").await;
+    println!(
+        "automatic minor upgrade: window opened → both nodes on the newer build and RUNNING in {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(gap < 15_000, "the producer stalled {gap} ms");
+
+    assert_eq!(app.delete(&format!("/v1/brokers/{id}")).await.status(), 200);
+    app.wait_until_gone(&id, Duration::from_secs(90)).await;
+    docker(&["rmi", "-f", &image]).await;
+}

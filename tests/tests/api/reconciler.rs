@@ -118,6 +118,7 @@ pub(crate) async fn harness_with(agent: Arc<dyn AgentClient>) -> Harness {
             ca,
             renew_before: berth::tls::DEFAULT_RENEW_BEFORE,
             images: None,
+            image_prefix: None,
         },
         CancellationToken::new(),
     );
@@ -497,6 +498,75 @@ async fn the_maintenance_window_applies_pending_changes_once() {
     );
 }
 
+#[tokio::test]
+async fn with_auto_minor_upgrade_the_window_rolls_a_broker_onto_a_rebuilt_image() {
+    let h = harness().await;
+    let auto = h.create("auto-minor").await;
+    let manual = h.create("manual-minor").await;
+    for id in [&auto, &manual] {
+        h.rec.step(id).await.unwrap();
+    }
+    // Both in a window that opened five minutes ago; only `auto` upgrades by itself.
+    let opened = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let window = |auto_minor: bool| {
+        serde_json::from_value(serde_json::json!({
+            "autoMinorVersionUpgrade": auto_minor,
+            "maintenanceWindowStartTime": {
+                "dayOfWeek": berth::domain::maintenance::day_name(chrono::Datelike::weekday(&opened)),
+                "timeOfDay": opened.format("%H:%M").to_string(),
+                "timeZone": "UTC",
+            },
+        }))
+        .unwrap()
+    };
+    for (id, auto_minor) in [(&auto, true), (&manual, false)] {
+        berth::app::brokers::broker_update(&h.ctx, &h.caller, id.as_str(), window(auto_minor))
+            .await
+            .unwrap();
+    }
+    // Nothing newer yet: the window passes both by (and stays unused).
+    let now = chrono::Utc::now();
+    assert!(h.rec.schedule_maintenance(now).await.unwrap().is_empty());
+
+    h.runtime.rebuild_image(RABBITMQ_IMAGE);
+    let container = objects::container_name(&auto, 0);
+    let before = h
+        .runtime
+        .container_status(&container)
+        .await
+        .unwrap()
+        .unwrap();
+    let started = h.rec.schedule_maintenance(now).await.unwrap();
+    assert_eq!(
+        started,
+        vec![auto.clone()],
+        "only the broker with autoMinorVersionUpgrade"
+    );
+    assert_eq!(h.state(&auto).await.as_deref(), Some("REBOOT_IN_PROGRESS"));
+    assert_eq!(h.settle(&auto).await, StepOutcome::Stable);
+    assert_eq!(h.state(&auto).await.as_deref(), Some("RUNNING"));
+    let after = h
+        .runtime
+        .container_status(&container)
+        .await
+        .unwrap()
+        .unwrap();
+    let newest = h.runtime.image_id(RABBITMQ_IMAGE).await.unwrap().unwrap();
+    assert_ne!(before.image_id, after.image_id);
+    assert_eq!(after.image_id, newest);
+    // Upgraded: the next pass finds nothing to do, and the manual broker stays behind.
+    assert!(h.rec.schedule_maintenance(now).await.unwrap().is_empty());
+    let manual_node = objects::container_name(&manual, 0);
+    let manual_status = h
+        .runtime
+        .container_status(&manual_node)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(manual_status.image_id, newest);
+    assert_eq!(h.state(&manual).await.as_deref(), Some("RUNNING"));
+}
+
 /// An agent whose engine reports what the test sets (Ready by default), with an error.
 #[derive(Default)]
 struct ScriptedAgent {
@@ -666,6 +736,7 @@ async fn tls_brokers_get_a_certificate_renewed_and_pushed_when_due() {
                 ca: ca.clone(),
                 renew_before,
                 images: None,
+                image_prefix: None,
             },
             CancellationToken::new(),
         )
