@@ -93,10 +93,10 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_else(|| s.to_owned())
 }
 
-/// The id a create answered with (`brokerId`, `id`, `accessKeyId`, `username`).
+/// The id a create answered with (`brokerId`, `accessKeyId`, `username`, else `id`).
 fn created_id(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    ["brokerId", "id", "accessKeyId", "username"]
+    ["brokerId", "accessKeyId", "username", "id"]
         .iter()
         .find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_owned))
 }
