@@ -73,6 +73,17 @@ pub struct Settings {
     /// Leave the private Postgres running when `berth serve` exits (by default it is
     /// stopped, if that run started it).
     pub keep_database_running: bool,
+    /// URL users reach Berth at (e.g. behind a TLS proxy). When it is https, session
+    /// cookies are always `Secure`.
+    pub public_url: Option<String>,
+    /// Lifetime of a console session token; a request past half of it gets a new one.
+    pub session_ttl_secs: u64,
+    /// Longest a console session lives, however often its token is refreshed.
+    pub session_max_lifetime_secs: u64,
+    /// Failed console logins allowed per username and per source address within
+    /// `login_failure_window_secs`; more are answered 429 with `Retry-After`.
+    pub login_max_failures: usize,
+    pub login_failure_window_secs: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -104,6 +115,11 @@ impl std::fmt::Debug for Settings {
                 &self.master_key.as_ref().map(|_| "<redacted>"),
             )
             .field("keep_database_running", &self.keep_database_running)
+            .field("public_url", &self.public_url)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("session_max_lifetime_secs", &self.session_max_lifetime_secs)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_failure_window_secs", &self.login_failure_window_secs)
             .finish()
     }
 }
@@ -138,6 +154,11 @@ impl Default for Settings {
             http_max_connections: 1024,
             master_key: None,
             keep_database_running: false,
+            public_url: None,
+            session_ttl_secs: 15 * 60,
+            session_max_lifetime_secs: 12 * 3600,
+            login_max_failures: 5,
+            login_failure_window_secs: 5 * 60,
         }
     }
 }
@@ -160,6 +181,13 @@ impl Settings {
         let settings: Settings = fig.extract()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Whether session cookies are always `Secure` (the public URL is https).
+    pub fn public_url_is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 
     /// The listeners brokers open.
@@ -210,6 +238,20 @@ impl Settings {
                 && p.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._/-".contains(c));
             anyhow::ensure!(ok, "image_prefix {p:?} must match [a-z0-9][a-z0-9._/-]*");
+        }
+        anyhow::ensure!(
+            self.session_ttl_secs > 0 && self.session_max_lifetime_secs >= self.session_ttl_secs,
+            "session_ttl_secs must be positive and at most session_max_lifetime_secs"
+        );
+        anyhow::ensure!(
+            self.login_max_failures > 0 && self.login_failure_window_secs > 0,
+            "login_max_failures and login_failure_window_secs must be positive"
+        );
+        if let Some(url) = &self.public_url {
+            anyhow::ensure!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "public_url must be an http:// or https:// URL, got {url:?}"
+            );
         }
         Ok(())
     }

@@ -24,6 +24,15 @@ pub enum Error {
     /// `InvalidSignatureException` or `UnrecognizedClientException`.
     #[error("{message}")]
     AuthFailure { code: &'static str, message: String },
+    /// 403 `AccessDeniedException`: authenticated, but the role does not allow it.
+    #[error("{message}")]
+    AccessDenied { message: String },
+    /// 429 `TooManyRequestsException` with `Retry-After` (e.g. too many failed logins).
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 404 `NotFoundException`.
     #[error("{message}")]
     NotFound { attribute: String, message: String },
@@ -112,6 +121,8 @@ impl Error {
             Self::Forbidden { attribute, .. } => attribute.as_deref(),
             Self::Unauthorized { .. }
             | Self::AuthFailure { .. }
+            | Self::AccessDenied { .. }
+            | Self::TooManyRequests { .. }
             | Self::RequestTimeout { .. }
             | Self::ServiceUnavailable { .. }
             | Self::Internal { .. } => None,

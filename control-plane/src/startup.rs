@@ -27,6 +27,7 @@ use crate::runtime::ContainerRuntime;
 
 pub struct Application {
     app: AppContext,
+    sessions: Arc<crate::http::session::SessionKeys>,
     port: u16,
     server: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
@@ -118,7 +119,23 @@ impl Application {
 
         let mut app = app_context(&settings, store, secrets, nudger)?;
         app.ca_pem = ca.cert_pem().into();
-        let state = ApiState { app: app.clone() };
+        let signing_key = crate::http::session::load_signing_key(&app.store, &app.secrets)
+            .await
+            .context(
+                "loading the session-signing key (is this the master key it was sealed with?)",
+            )?;
+        let sessions = Arc::new(crate::http::session::SessionKeys::new(
+            &signing_key,
+            settings.public_url_is_https(),
+        ));
+        let identity = Arc::new(crate::app::identity::Identity::new(console_settings(
+            &settings,
+        )?)?);
+        let state = ApiState {
+            app: app.clone(),
+            identity,
+            sessions: sessions.clone(),
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -131,6 +148,7 @@ impl Application {
             reconciler,
             cancel,
             app,
+            sessions,
             started_pg,
         })
     }
@@ -138,6 +156,30 @@ impl Application {
     /// The application layer (CLI subcommands and tests issue access keys through it).
     pub fn context(&self) -> &AppContext {
         &self.app
+    }
+
+    /// Signs and verifies console session tokens (tests make tokens with it).
+    pub fn session_keys(&self) -> &crate::http::session::SessionKeys {
+        &self.sessions
+    }
+
+    /// On first start (no console user exists yet): creates the default account's
+    /// console user `admin` with a random password and writes the password to
+    /// `data_dir/console-password` (mode 0600). Returns that path when it wrote one.
+    pub async fn bootstrap_console_user(
+        &self,
+        settings: &Settings,
+    ) -> anyhow::Result<Option<std::path::PathBuf>> {
+        let account = AccountId::parse(&settings.default_account_id).map_err(anyhow::Error::msg)?;
+        let Some(password) = crate::app::identity::console_bootstrap(&self.app, &account).await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(write_secret_file(
+            &settings.data_dir,
+            "console-password",
+            &password,
+        )?))
     }
 
     /// On first start (no access key exists yet): creates the default account's admin key
@@ -225,6 +267,43 @@ fn host_capacity() -> (u32, u64) {
         .map(|kb| kb * 1024)
         .unwrap_or(u64::MAX);
     (cpus, mem)
+}
+
+/// Writes `text` to `dir/name`, readable by this user only (mode 0600).
+pub fn write_secret_file(
+    dir: &std::path::Path,
+    name: &str,
+    text: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    Ok(path)
+}
+
+/// The console settings of `settings`.
+fn console_settings(settings: &Settings) -> anyhow::Result<crate::app::identity::ConsoleSettings> {
+    let regions = crate::app::Regions::parse(&settings.regions).map_err(anyhow::Error::msg)?;
+    Ok(crate::app::identity::ConsoleSettings {
+        session_ttl: Duration::from_secs(settings.session_ttl_secs),
+        session_max_lifetime: Duration::from_secs(settings.session_max_lifetime_secs),
+        login_max_failures: settings.login_max_failures,
+        login_failure_window: Duration::from_secs(settings.login_failure_window_secs),
+        default_account: AccountId::parse(&settings.default_account_id)
+            .map_err(anyhow::Error::msg)?,
+        // The configured region (that of the `berth` profile), else the first served.
+        region: regions
+            .get(&settings.region)
+            .unwrap_or_else(|| regions.first()),
+    })
 }
 
 /// Writes an AWS shared-credentials file and config file with a `berth` profile.

@@ -899,3 +899,151 @@ pub async fn jms(
         stderr,
     }
 }
+
+/// A signed-in console session: its cookie and CSRF token.
+#[derive(Clone, Debug)]
+pub struct ConsoleSession {
+    /// The `berth_session` token (the cookie's value).
+    pub token: String,
+    pub csrf: String,
+}
+
+/// The `berth_session` value a response set, if any.
+pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("berth_session="))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+}
+
+impl ConsoleSession {
+    /// A request with the cookie and, when `csrf`, the CSRF header.
+    pub fn request(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        csrf: bool,
+    ) -> reqwest::RequestBuilder {
+        let mut req = http
+            .request(method, url)
+            .header("cookie", format!("berth_session={}", self.token));
+        if csrf {
+            req = req.header("x-csrf-token", &self.csrf);
+        }
+        req
+    }
+
+    /// A JSON request with the cookie and the CSRF token.
+    pub async fn send(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self.request(http, method, url, true);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.expect("request")
+    }
+}
+
+impl TestApp {
+    /// The application under test (its session keys, first-start steps…).
+    pub fn application(&self) -> &Application {
+        self.app.as_ref().expect("running app")
+    }
+
+    /// Creates a console user directly in the app layer.
+    pub async fn create_console_user(
+        &self,
+        account: &str,
+        username: &str,
+        password: &str,
+        role: berth::app::Role,
+    ) {
+        let account = berth::domain::AccountId::parse(account).unwrap();
+        berth::app::identity::console_user_create_unchecked(
+            self.application().context(),
+            &account,
+            username,
+            password,
+            role,
+        )
+        .await
+        .expect("console user");
+    }
+
+    /// `POST /auth/login` with JSON.
+    pub async fn console_login_response(
+        &self,
+        account: Option<&str>,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let mut body = json!({"username": username, "password": password});
+        if let Some(a) = account {
+            body["account"] = json!(a);
+        }
+        self.http
+            .post(format!("{}/auth/login", self.address))
+            .json(&body)
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// Signs in; panics unless it works.
+    pub async fn console_login(
+        &self,
+        account: Option<&str>,
+        username: &str,
+        password: &str,
+    ) -> ConsoleSession {
+        let resp = self
+            .console_login_response(account, username, password)
+            .await;
+        assert_eq!(resp.status(), 200, "login of {username}");
+        let token = session_cookie(&resp).expect("session cookie");
+        let v: Value = resp.json().await.unwrap();
+        ConsoleSession {
+            token,
+            csrf: v["csrfToken"].as_str().expect("csrfToken").to_owned(),
+        }
+    }
+
+    /// Creates a console user and signs in as it.
+    pub async fn console_user_session(
+        &self,
+        account: &str,
+        username: &str,
+        role: berth::app::Role,
+    ) -> ConsoleSession {
+        let password = format!("{username}-Passw0rd-long");
+        self.create_console_user(account, username, &password, role)
+            .await;
+        self.console_login(Some(account), username, &password).await
+    }
+
+    /// Issues a key with `role` for `account`.
+    pub async fn signer_with_role(&self, account: &str, role: berth::app::Role) -> Signer {
+        let account = berth::domain::AccountId::parse(account).unwrap();
+        let key = berth::app::accounts::access_key_issue_with_role(
+            self.application().context(),
+            &account,
+            "tests",
+            role,
+        )
+        .await
+        .unwrap();
+        Signer {
+            access_key_id: key.access_key_id.clone(),
+            secret_access_key: key.secret_access_key.clone(),
+            region: self.settings.region.clone(),
+        }
+    }
+}

@@ -1,8 +1,8 @@
-//! Accounts and their access keys.
+//! Accounts and their access keys (issuing; management is in `app::identity`).
 
 use rand::Rng;
 
-use super::AppContext;
+use super::{AppContext, Role};
 use crate::domain::AccountId;
 use crate::error::Error;
 
@@ -20,19 +20,29 @@ impl std::fmt::Debug for IssuedKey {
     }
 }
 
-fn random_chars(alphabet: &[u8], n: usize) -> String {
+pub(crate) fn random_chars(alphabet: &[u8], n: usize) -> String {
     let mut rng = rand::rngs::OsRng;
     (0..n)
         .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
         .collect()
 }
 
-/// Creates the account if needed and issues an access key for it. Key ids look like
-/// AWS's (`AKIA` + 16 base-32 characters); secrets are 40 characters.
+/// Creates the account if needed and issues an admin access key for it. Key ids look
+/// like AWS's (`AKIA` + 16 base-32 characters); secrets are 40 characters.
 pub async fn access_key_issue(
     ctx: &AppContext,
     account: &AccountId,
     description: &str,
+) -> Result<IssuedKey, Error> {
+    access_key_issue_with_role(ctx, account, description, Role::Admin).await
+}
+
+/// [`access_key_issue`] for a key with `role`.
+pub async fn access_key_issue_with_role(
+    ctx: &AppContext,
+    account: &AccountId,
+    description: &str,
+    role: Role,
 ) -> Result<IssuedKey, Error> {
     ctx.store
         .account_ensure(account.as_str(), description)
@@ -51,9 +61,10 @@ pub async fn access_key_issue(
             account.as_str(),
             &ctx.secrets.seal(&secret_access_key),
             description,
+            role.as_str(),
         )
         .await?;
-    tracing::info!(access_key_id = %access_key_id, account = %account, "access key issued");
+    tracing::info!(access_key_id = %access_key_id, account = %account, role = %role, "access key issued");
     Ok(IssuedKey {
         access_key_id,
         secret_access_key,

@@ -5,8 +5,10 @@
 //! and are distinct from API views.
 
 pub mod account;
+pub mod audit;
 pub mod broker;
 pub mod configuration;
+pub mod identity;
 pub mod model;
 pub mod nodes;
 pub mod tls;

@@ -1,17 +1,23 @@
-//! Who is calling: every `/v1/` request must carry a valid SigV4 signature (service
-//! `mq`) made with an access key Berth issued. The middleware reads the body (it is part
-//! of the signature), verifies, and leaves a [`Caller`] in the request extensions for
-//! handlers; the body is handed on untouched.
+//! Who is calling, and may they: every `/v1/` request carries either a valid SigV4
+//! signature (service `mq`) made with an active access key Berth issued, or a console
+//! session cookie (`http::session`; non-safe methods then also need the CSRF token).
+//! The middleware reads the body (it is part of the signature, and may carry `_csrf`),
+//! builds the [`Caller`], maps the request to an [`Action`] and asks
+//! [`app::authorize`](crate::app::authorize); handlers get the [`Caller`] from the
+//! request extensions and the body untouched. The response carries the [`Caller`] too
+//! (for the audit log), and a refreshed session cookie when one is due.
 
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::session;
 use super::sigv4::{self, SigV4Error};
 use super::ApiState;
-use crate::app::Caller;
+use crate::app::{authorize, Action, Caller, Principal, Role};
 use crate::domain::AccountId;
 use crate::error::Error;
 
@@ -25,33 +31,113 @@ fn auth_error(e: SigV4Error) -> Error {
     }
 }
 
-/// Authenticates a request; on success the [`Caller`] is in its extensions.
-pub async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    match verify_request(&state, req).await {
-        Ok(req) => next.run(req).await,
-        Err(e) => e.into_response(),
+/// What a request to `path` with `method` does, for the authorization rules: Berth's
+/// identity routes are [`Action::Admin`] (the audit log [`Action::ReadAudit`]); on the
+/// Amazon MQ API safe methods read and every other method writes.
+pub fn action_for(method: &Method, path: &str) -> Action {
+    if path == "/v1/berth/audit-events" || path.starts_with("/v1/berth/audit-events/") {
+        Action::ReadAudit
+    } else if path.starts_with("/v1/berth/") || path == "/v1/berth" {
+        Action::Admin
+    } else if session::is_safe(method) {
+        Action::Read
+    } else {
+        Action::Write
     }
 }
 
-async fn verify_request(state: &ApiState, req: Request) -> Result<Request, Error> {
-    let (mut parts, body) = req.into_parts();
+/// The authenticated caller, as the response carries it for the audit log.
+#[derive(Clone, Debug)]
+pub struct AuthenticatedCaller(pub Caller);
+
+/// Authenticates and authorizes a request; on success the [`Caller`] is in its
+/// extensions.
+pub async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let action = action_for(req.method(), req.uri().path());
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Error::bad_request(
+                "body",
+                format!("The request body must be at most {MAX_BODY} bytes."),
+            )
+            .into_response()
+        }
+    };
+    let use_session = !parts.headers.contains_key(header::AUTHORIZATION)
+        && session::cookie_token(&parts.headers).is_some();
+    let (caller, refreshed) = if use_session {
+        match by_session(&state, &parts, &bytes).await {
+            Ok(v) => v,
+            Err((e, caller)) => return refused(e, caller),
+        }
+    } else {
+        match by_signature(&state, &parts, &bytes).await {
+            Ok(c) => (c, None),
+            Err(e) => return e.into_response(),
+        }
+    };
+    if let Err(e) = authorize(&caller, action) {
+        return refused(e, Some(caller));
+    }
+    let mut parts = parts;
+    parts.extensions.insert(caller.clone());
+    let mut resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if let Some(c) = refreshed {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp.extensions_mut().insert(AuthenticatedCaller(caller));
+    resp
+}
+
+fn refused(e: Error, caller: Option<Caller>) -> Response {
+    let mut resp = e.into_response();
+    if let Some(c) = caller {
+        resp.extensions_mut().insert(AuthenticatedCaller(c));
+    }
+    resp
+}
+
+/// The caller of a valid session (and the CSRF token for a non-safe method), plus a
+/// refreshed cookie when due.
+async fn by_session(
+    state: &ApiState,
+    parts: &Parts,
+    body: &Bytes,
+) -> Result<(Caller, Option<HeaderValue>), (Error, Option<Caller>)> {
+    let token = session::cookie_token(&parts.headers).unwrap_or_default();
+    let resolved = session::resolve(state, &token)
+        .await
+        .map_err(|e| (e, None))?;
+    let caller = resolved
+        .session
+        .caller(state.identity.settings.region.clone());
+    if !session::is_safe(&parts.method) {
+        session::check_csrf(&resolved.session, &parts.headers, body)
+            .map_err(|e| (e, Some(caller.clone())))?;
+    }
+    let refreshed = session::refreshed_cookie(state, &resolved, &parts.headers)
+        .map_err(|e| (e, Some(caller.clone())))?;
+    Ok((caller, refreshed))
+}
+
+async fn by_signature(state: &ApiState, parts: &Parts, bytes: &Bytes) -> Result<Caller, Error> {
     let auth = sigv4::parse_authorization(&parts.headers).map_err(auth_error)?;
     let region = state
         .app
         .regions
         .get(&auth.credential.region)
         .ok_or_else(|| auth_error(SigV4Error::WrongRegion(auth.credential.region.clone())))?;
-    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
-        Error::bad_request(
-            "body",
-            format!("The request body must be at most {MAX_BODY} bytes."),
-        )
-    })?;
     let key = state
         .app
         .store
         .access_key_fetch(&auth.credential.access_key_id)
         .await?
+        // A deactivated key is refused exactly like an unknown one.
+        .filter(|k| k.active)
         .ok_or_else(|| auth_error(SigV4Error::UnknownAccessKey))?;
     let secret = state
         .app
@@ -67,7 +153,7 @@ async fn verify_request(state: &ApiState, req: Request) -> Result<Request, Error
         &parts.method,
         path_and_query,
         &parts.headers,
-        &bytes,
+        bytes,
         &auth,
         &secret,
         chrono::Utc::now(),
@@ -75,8 +161,14 @@ async fn verify_request(state: &ApiState, req: Request) -> Result<Request, Error
     .map_err(auth_error)?;
     let account = AccountId::parse(&key.account_id)
         .map_err(|e| Error::internal("stored account id", anyhow::anyhow!(e)))?;
-    parts.extensions.insert(Caller::new(account, region));
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    let role = Role::from_db(&key.role)?;
+    state.app.store.access_key_touch(&key.access_key_id).await?;
+    let mut caller = Caller::new(account, region);
+    caller.principal = Principal::AccessKey {
+        access_key_id: key.access_key_id,
+    };
+    caller.role = role;
+    Ok(caller)
 }
 
 impl FromRequestParts<ApiState> for Caller {
@@ -91,5 +183,27 @@ impl FromRequestParts<ApiState> for Caller {
             .get::<Caller>()
             .cloned()
             .ok_or_else(|| auth_error(SigV4Error::Missing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_maps_to_an_action() {
+        for (method, path, action) in [
+            (Method::GET, "/v1/brokers", Action::Read),
+            (Method::HEAD, "/v1/brokers/b-1", Action::Read),
+            (Method::POST, "/v1/brokers", Action::Write),
+            (Method::PUT, "/v1/brokers/b-1/users/u", Action::Write),
+            (Method::DELETE, "/v1/tags/arn", Action::Write),
+            (Method::PATCH, "/v1/configurations/c-1", Action::Write),
+            (Method::GET, "/v1/berth/access-keys", Action::Admin),
+            (Method::POST, "/v1/berth/console-users", Action::Admin),
+            (Method::GET, "/v1/berth/audit-events", Action::ReadAudit),
+        ] {
+            assert_eq!(action_for(&method, path), action, "{method} {path}");
+        }
     }
 }

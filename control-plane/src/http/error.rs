@@ -32,6 +32,10 @@ impl IntoResponse for Error {
             Error::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "UnauthorizedException"),
             Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "ForbiddenException"),
             Error::AuthFailure { code, .. } => (StatusCode::FORBIDDEN, *code),
+            Error::AccessDenied { .. } => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+            Error::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException")
+            }
             Error::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFoundException"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "ConflictException"),
             Error::RequestTimeout { .. } => {
@@ -63,6 +67,15 @@ impl IntoResponse for Error {
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(ERROR_TYPE_HEADER, HeaderValue::from_static(kind));
+        if let Error::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from((*retry_after_secs).max(1)),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -106,6 +119,7 @@ pub async fn shape_client_errors(req: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => "NotFoundException",
         StatusCode::REQUEST_TIMEOUT => "RequestTimeoutException",
         StatusCode::CONFLICT => "ConflictException",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequestsException",
         _ => "BadRequestException",
     };
     let shaped = axum::Json(ErrorBody {
@@ -202,6 +216,27 @@ mod tests {
         assert_eq!(body["errorAttribute"], "name");
         let (status, _, _) = call("/b/abc", "GET").await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn access_denied_and_too_many_requests_have_their_shape() {
+        let resp = Error::AccessDenied {
+            message: "no".into(),
+        }
+        .into_response();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()[ERROR_TYPE_HEADER], "AccessDeniedException");
+        let resp = Error::TooManyRequests {
+            message: "slow down".into(),
+            retry_after_secs: 42,
+        }
+        .into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            resp.headers()[ERROR_TYPE_HEADER],
+            "TooManyRequestsException"
+        );
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "42");
     }
 
     #[tokio::test]

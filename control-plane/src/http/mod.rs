@@ -3,6 +3,7 @@
 //! `/v1/...` is the Amazon MQ wire API; `/healthz` is for operators; `/` serves the web
 //! console (embedded, no build step).
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod brokers;
@@ -11,7 +12,9 @@ pub mod configurations;
 pub mod docs;
 pub mod error;
 pub mod health;
+pub mod identity;
 pub mod server;
+pub mod session;
 pub mod sigv4;
 pub mod tags;
 pub mod users;
@@ -50,11 +53,16 @@ use crate::error::Error;
         (name = "configurations", description = "Engine configurations and their revisions"),
         (name = "tags", description = "Tags on brokers and configurations"),
         (name = "users", description = "Broker users, applied live"),
+        (name = "access-keys", description = "Berth: access keys of the caller's account (admin)"),
+        (name = "console-users", description = "Berth: console users of the caller's account (admin)"),
+        (name = "audit", description = "Berth: the audit log of the caller's account (admin, operator)"),
+        (name = "console-session", description = "Berth: console sign-in with a session cookie"),
     )
 )]
 struct ApiDoc;
 
-/// The routes of the Amazon MQ API with their OpenAPI description.
+/// The routes of the Amazon MQ API and Berth's `/v1/berth/` extensions, with their
+/// OpenAPI description: every one authenticated (SigV4 or session) and authorized.
 fn api_router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(brokers::routes())
@@ -62,11 +70,12 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(configurations::routes())
         .merge(tags::routes())
         .merge(users::routes())
+        .merge(identity::routes())
 }
 
 /// The OpenAPI document of the control plane, generated from the code.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut api) = api_router().split_for_parts();
+    let (_, mut api) = api_router().merge(session::routes()).split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
     api
 }
@@ -75,6 +84,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[derive(Clone, Debug)]
 pub struct ApiState {
     pub app: AppContext,
+    /// Console settings, the failed-login limiter.
+    pub identity: std::sync::Arc<crate::app::identity::Identity>,
+    /// Signs and verifies session cookies.
+    pub sessions: std::sync::Arc<session::SessionKeys>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -137,12 +150,18 @@ async fn not_found() -> Error {
 pub fn router(state: ApiState) -> Router {
     let request_id = HeaderName::from_static("x-amzn-requestid");
     let (api, _) = api_router().split_for_parts();
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ));
+    let audit = audit::AuditState::new(state.app.clone(), &openapi());
+    // Layers run outside in: audit sees the final answer, with the caller auth found.
+    let api = api
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(audit, audit::record));
+    let (console, _) = session::routes().split_for_parts();
     Router::new()
         .merge(api)
+        .merge(console)
         .route("/healthz", get(health::healthz))
         .merge(web::routes())
         .merge(docs::routes())

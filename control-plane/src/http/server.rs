@@ -202,9 +202,9 @@ pub async fn serve(
             () = cancel.cancelled() => break,
         };
         let stream = match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                stream
+                (stream, peer)
             }
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
@@ -234,8 +234,9 @@ pub async fn serve(
                 }
             },
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(run_connection(stream, shared.clone(), permit));
+        tokio::spawn(run_connection(stream, peer, shared.clone(), permit));
     }
     drop(listener);
     // Every connection holds a permit until it is closed.
@@ -263,7 +264,14 @@ struct Shared {
 }
 
 /// Serves one connection until it ends, runs over its time, is evicted, or shutdown.
-async fn run_connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+/// Every request carries the peer address as `ConnectInfo<SocketAddr>` (audit log,
+/// failed-login limits).
+async fn run_connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
     let registered = shared.registry.register();
     let state = registered.state.clone();
     let io = TokioIo::new(Metered {
@@ -283,7 +291,9 @@ async fn run_connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSe
                 state: state.clone(),
                 shared: shared.clone(),
             };
-            let req = with_body_deadline(req, body_timeout);
+            let mut req = with_body_deadline(req, body_timeout);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let router = router.clone();
             async move {
                 let Ok(resp) = router.oneshot(req).await;

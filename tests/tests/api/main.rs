@@ -13,6 +13,7 @@ mod docs;
 mod ha_activemq;
 mod ha_rabbitmq;
 mod hardening;
+mod identity;
 mod lifecycle;
 mod protocols;
 mod reconciler;
