@@ -135,6 +135,16 @@ async fn bare_cluster(id: &str, image: &str) -> f64 {
         let memory = docker_cli(&["inspect", "-f", "{{.HostConfig.Memory}}", &node]).await;
         let cpus = docker_cli(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &node]).await;
         let cpus = format!("{}", cpus.parse::<f64>().unwrap_or(1e9) / 1e9);
+        // The Erlang flags the agent gives the server, read from the running engine's
+        // environment, so the bare nodes run the same VM settings.
+        let erl_args = docker_cli(&[
+            "exec",
+            &node,
+            "sh",
+            "-c",
+            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null | grep '^RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=' && break; done; true",
+        ])
+        .await;
         let name = format!("benchha-{run}-{i}");
         let script = "set -e
 printf %s \"$BENCH_COOKIE\" > /var/lib/rabbitmq/.erlang.cookie
@@ -169,6 +179,9 @@ exec /usr/bin/setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups -- /usr/li
             "--entrypoint".into(),
             "/bin/sh".into(),
         ];
+        if let Some(line) = erl_args.lines().next().filter(|l| !l.is_empty()) {
+            args.extend(["-e".into(), line.to_owned()]);
+        }
         if i == 0 {
             args.extend(["-p".into(), "127.0.0.1::15672".into()]);
         }

@@ -423,6 +423,60 @@ async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_windo
     );
     assert!(gap < 15_000, "the producer stalled {gap} ms");
 
+    // A broken build stops the roll at its first node and says why; the active stays on
+    // the good build and keeps serving. (The next window is a week away: a reboot rolls
+    // onto the newest build too.)
+    let good = new;
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN rm /usr/lib/jvm/default-java/bin/java\n"),
+    )
+    .unwrap();
+    let broken = docker(&["build", "-q", "-t", &image, &dir.path().display().to_string()]).await;
+    let active = roles(&app.describe(&id).await.1)
+        .iter()
+        .position(|r| r == "ACTIVE")
+        .expect("an active node");
+    let resp = app
+        .post_json(&format!("/v1/brokers/{id}/reboot"), &json!({}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let v = app
+        .wait_for_state(&id, "CRITICAL_ACTION_REQUIRED", Duration::from_secs(180))
+        .await;
+    let info = v["actionsRequired"][0]["actionRequiredInfo"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let standby = 1 - active;
+    assert!(
+        info.contains(&format!("node {standby}")),
+        "the reason names the failed node: {v}"
+    );
+    assert_eq!(roles(&v)[active], "ACTIVE", "the roll must stop before the active: {v}");
+    assert_eq!(
+        container_image(&app, &format!("berth-{id}-{active}")).await,
+        good,
+        "the active was not rolled"
+    );
+    let out = jms(&url, USER, PASSWORD, "login", &["--ca", &ca], Duration::from_secs(60)).await;
+    assert!(out.ok, "the active keeps serving: {out:?}");
+    println!("a broken build stopped the roll: {info}");
+
+    // The good build back under the tag, a reboot: whole again.
+    docker(&["tag", &good, &image]).await;
+    let resp = app
+        .post_json(&format!("/v1/brokers/{id}/reboot"), &json!({}))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    app.wait_for_state(&id, "RUNNING", Duration::from_secs(180))
+        .await;
+    wait_formed(&app, &id, Duration::from_secs(60)).await;
+    for node in 0..2 {
+        assert_eq!(container_image(&app, &format!("berth-{id}-{node}")).await, good);
+    }
+    docker(&["rmi", &broken]).await;
+
     assert_eq!(app.delete(&format!("/v1/brokers/{id}")).await.status(), 200);
     app.wait_until_gone(&id, Duration::from_secs(90)).await;
     docker(&["rmi", "-f", &image]).await;

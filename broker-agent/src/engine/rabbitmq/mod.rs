@@ -243,9 +243,20 @@ pub fn tls_endpoints() -> Vec<TlsEndpoint> {
     ]
 }
 
+/// Erlang flags of the server: its schedulers do not busy-wait for work (`+sbwt none`
+/// for the CPU, dirty CPU and dirty IO schedulers). Spinning idle schedulers burn the
+/// CPU quota that the other nodes on a shared host need to boot; RabbitMQ recommends
+/// this where CPUs are shared.
+pub const SERVER_ERL_ARGS: &str = "+sbwt none +sbwtdcpu none +sbwtdio none";
+
 /// The engine command: `setpriv` drops to the rabbitmq user and execs the server (no
 /// PAM session, no extra process left between the agent and the server's sh wrapper).
 pub fn engine_process(paths: &RabbitPaths, hostname: &str) -> ProcessSpec {
+    let mut env = engine_env(hostname, &paths.data_dir);
+    env.push((
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS".into(),
+        SERVER_ERL_ARGS.into(),
+    ));
     ProcessSpec {
         program: paths.setpriv.clone(),
         args: vec![
@@ -255,7 +266,7 @@ pub fn engine_process(paths: &RabbitPaths, hostname: &str) -> ProcessSpec {
             "--".into(),
             paths.server.display().to_string(),
         ],
-        env: engine_env(hostname, &paths.data_dir),
+        env,
         cwd: Some(paths.data_dir.clone()),
     }
 }
@@ -513,6 +524,14 @@ mod tests {
             ]
         );
         assert_eq!(p.cwd, Some(PathBuf::from("/var/lib/rabbitmq")));
+        // Idle schedulers do not spin (the server only: the CLI keeps its defaults).
+        assert!(p.env.contains(&(
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS".into(),
+            "+sbwt none +sbwtdcpu none +sbwtdio none".into()
+        )));
+        assert!(!engine_env("h", Path::new("/var/lib/rabbitmq"))
+            .iter()
+            .any(|(k, _)| k == "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"));
     }
 
     fn test_paths(dir: &Path) -> RabbitPaths {
