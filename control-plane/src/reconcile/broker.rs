@@ -197,7 +197,7 @@ impl BrokerReconciler {
             // Deterministic (e.g. the configuration revision it was rebooted with):
             // say why at once; a reboot with a previous revision brings it back.
             let reason = format!(
-                "The engine failed to start after the reboot ({failed}). Reboot with a previous configuration revision to recover."
+                "The engine failed to start after the reboot ({failed}); the nodes not yet rebooted keep serving. Fix the cause (e.g. go back to a previous configuration revision) and reboot to recover."
             );
             return self.fail_reboot(&id, &reason).await;
         }

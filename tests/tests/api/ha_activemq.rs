@@ -342,7 +342,7 @@ async fn container_image(app: &TestApp, name: &str) -> String {
 async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_window() {
     // Images under a private prefix, so a "newer build" of 5.17 here does not replace
     // the tag other tests run.
-    let prefix = format!("berthtest-amvu-{}", std::process::id());
+    let prefix = format!("berthtest-amvu-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let app = berth_tests::spawn_app_with(|s| s.image_prefix = Some(prefix.clone())).await;
     require_activemq_image(&app.docker).await;
     let image = format!("{prefix}/activemq:5.17");
