@@ -341,4 +341,40 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(!String::from_utf8_lossy(&resp).contains("424242424242"));
     }
+
+    #[tokio::test]
+    async fn destinations_need_the_token_valid_input_and_a_ready_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _) = test_agent(dir.path());
+        let app = router(agent.clone());
+        let msg = Some(r#"{"body":"hi"}"#.to_string());
+
+        let (status, _, _) = call(&app, "GET", "/destinations", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // not ready yet: 409 with a message
+        let (status, body, _) = call(&app, "GET", "/destinations", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(String::from_utf8_lossy(&body).contains("not ready"));
+
+        for (uri, body) in [
+            ("/destinations/exchange/q/send", msg.clone()),
+            ("/destinations/queue/a%01b/send", msg.clone()),
+            ("/destinations/queue/q/send", Some("{}".to_string())),
+            ("/destinations/topic/q/peek", None),
+            ("/destinations/queue/q/peek?count=11", None),
+            ("/destinations/queue/q/peek?count=0", None),
+        ] {
+            let (status, _, _) = call(&app, "POST", uri, Some(TOKEN), body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        }
+
+        let g = agent.state.engine_started(false);
+        agent.state.mark_ready(g);
+        // the fake driver offers no destinations: 400, not a failure
+        let (status, _, _) = call(&app, "GET", "/destinations", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _, _) =
+            call(&app, "POST", "/destinations/queue/q/send", Some(TOKEN), msg).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
 }
