@@ -13,7 +13,13 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod destinations;
 pub mod ports;
+
+pub use destinations::{
+    body_field_for, Destination, DestinationKind, DestinationName, PeekedMessage, TestMessage,
+    MAX_PEEK,
+};
 
 /// Where the control plane puts the spec inside the container.
 pub const SPEC_PATH: &str = "/etc/berth/spec.json";

@@ -9,6 +9,16 @@
 //!   certificate/key pair), 409 while the engine is not Ready, 500 if applying failed
 //!   (users: the agent keeps retrying in the background; a certificate: the next
 //!   `PUT /spec` with it tries again).
+//! - `GET /destinations` → the engine's queues and topics
+//!   ([`Destination`](agent_contract::Destination)s);
+//! - `POST /destinations/{kind}/{name}/send` with a
+//!   [`TestMessage`](agent_contract::TestMessage) → 204;
+//! - `POST /destinations/queue/{name}/peek?count=N` (1 ≤ N ≤ 10, default 1) → up to N
+//!   [`PeekedMessage`](agent_contract::PeekedMessage)s, left in the queue.
+//!
+//!   These three: 400 for a bad kind, name, count or message, 404 for an unknown queue,
+//!   409 unless the engine is Ready (a standby serves nothing), 502 when the engine
+//!   fails or answers something unexpected.
 //!
 //! Every request, including unknown routes, must carry `Authorization: Bearer <token>`
 //! with the spec's `agent_token` (compared in constant time); otherwise 401 without any
@@ -17,15 +27,18 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
+use agent_contract::{DestinationKind, DestinationName, EngineState, TestMessage, MAX_PEEK};
+
 use crate::context::{Agent, UpdateError};
+use crate::engine::DestinationError;
 use crate::specfile;
 
 /// The API router, authenticated as a whole.
@@ -33,6 +46,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/spec", put(put_spec))
+        .route("/destinations", get(list_destinations))
+        .route("/destinations/{kind}/{name}/send", post(send_message))
+        .route("/destinations/{kind}/{name}/peek", post(peek))
         .layer(middleware::from_fn_with_state(agent.clone(), require_token))
         .with_state(agent)
 }
@@ -74,6 +90,129 @@ async fn put_spec(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
         Err(e @ UpdateError::Invalid(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e @ UpdateError::NotReady(_)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ UpdateError::Failed(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// A refused request: its status and message (see [`error`]).
+type Refusal = (StatusCode, String);
+
+fn refused((status, message): Refusal) -> Response {
+    error(status, message)
+}
+
+/// 409 unless the engine is Ready.
+fn require_ready(agent: &Agent) -> Result<(), Refusal> {
+    match agent.state.state() {
+        EngineState::Ready => Ok(()),
+        EngineState::Standby => Err((
+            StatusCode::CONFLICT,
+            "this node is a standby: the active node serves the destinations".into(),
+        )),
+        other => Err((
+            StatusCode::CONFLICT,
+            format!("the engine is not ready (it is {other:?})"),
+        )),
+    }
+}
+
+fn destination_error(e: DestinationError) -> Response {
+    let status = match &e {
+        DestinationError::NotFound(_) => StatusCode::NOT_FOUND,
+        DestinationError::Unsupported(_) => StatusCode::BAD_REQUEST,
+        DestinationError::Failed(_) => StatusCode::BAD_GATEWAY,
+    };
+    if status == StatusCode::BAD_GATEWAY {
+        tracing::warn!(error = %e, "destination request failed");
+    }
+    error(status, e.to_string())
+}
+
+fn parse_target(kind: &str, name: &str) -> Result<(DestinationKind, DestinationName), Refusal> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    Ok((
+        DestinationKind::parse(kind).map_err(bad)?,
+        DestinationName::parse(name).map_err(bad)?,
+    ))
+}
+
+async fn list_destinations(State(agent): State<Arc<Agent>>) -> Response {
+    if let Err(r) = require_ready(&agent) {
+        return refused(r);
+    }
+    let spec = agent.spec();
+    match agent.driver.destinations(&spec).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => destination_error(e),
+    }
+}
+
+async fn send_message(
+    State(agent): State<Arc<Agent>>,
+    Path((kind, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (kind, name) = match parse_target(&kind, &name) {
+        Ok(t) => t,
+        Err(r) => return refused(r),
+    };
+    let message: TestMessage = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid message: {e}")),
+    };
+    if let Err(m) = message.validate() {
+        return error(StatusCode::BAD_REQUEST, m);
+    }
+    if let Err(r) = require_ready(&agent) {
+        return refused(r);
+    }
+    let spec = agent.spec();
+    match agent
+        .driver
+        .send_message(&spec, kind, &name, &message)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => destination_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PeekQuery {
+    count: Option<String>,
+}
+
+async fn peek(
+    State(agent): State<Arc<Agent>>,
+    Path((kind, name)): Path<(String, String)>,
+    Query(query): Query<PeekQuery>,
+) -> Response {
+    let (kind, name) = match parse_target(&kind, &name) {
+        Ok(t) => t,
+        Err(r) => return refused(r),
+    };
+    if kind != DestinationKind::Queue {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "only queues can be peeked at".into(),
+        );
+    }
+    let count = match query.count.as_deref().map(str::parse::<u32>) {
+        None => 1,
+        Some(Ok(n)) if (1..=MAX_PEEK).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("count must be a number from 1 to {MAX_PEEK}"),
+            )
+        }
+    };
+    if let Err(r) = require_ready(&agent) {
+        return refused(r);
+    }
+    let spec = agent.spec();
+    match agent.driver.peek(&spec, &name, count).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => destination_error(e),
     }
 }
 
@@ -201,5 +340,41 @@ mod tests {
         let (status, resp, _) = call(&app, "PUT", "/spec", Some(TOKEN), Some(bad)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(!String::from_utf8_lossy(&resp).contains("424242424242"));
+    }
+
+    #[tokio::test]
+    async fn destinations_need_the_token_valid_input_and_a_ready_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _) = test_agent(dir.path());
+        let app = router(agent.clone());
+        let msg = Some(r#"{"body":"hi"}"#.to_string());
+
+        let (status, _, _) = call(&app, "GET", "/destinations", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // not ready yet: 409 with a message
+        let (status, body, _) = call(&app, "GET", "/destinations", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(String::from_utf8_lossy(&body).contains("not ready"));
+
+        for (uri, body) in [
+            ("/destinations/exchange/q/send", msg.clone()),
+            ("/destinations/queue/a%01b/send", msg.clone()),
+            ("/destinations/queue/q/send", Some("{}".to_string())),
+            ("/destinations/topic/q/peek", None),
+            ("/destinations/queue/q/peek?count=11", None),
+            ("/destinations/queue/q/peek?count=0", None),
+        ] {
+            let (status, _, _) = call(&app, "POST", uri, Some(TOKEN), body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        }
+
+        let g = agent.state.engine_started(false);
+        agent.state.mark_ready(g);
+        // the fake driver offers no destinations: 400, not a failure
+        let (status, _, _) = call(&app, "GET", "/destinations", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _, _) =
+            call(&app, "POST", "/destinations/queue/q/send", Some(TOKEN), msg).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }

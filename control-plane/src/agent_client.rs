@@ -1,10 +1,36 @@
 //! Typed client for the broker-agent's HTTP API, behind a trait so the reconciler's
 //! workflow logic can be unit-tested without a container.
+//!
+//! The destinations calls ([`AgentClient::destinations`], [`AgentClient::send_message`],
+//! [`AgentClient::peek`]) answer an [`AgentCallError`] that keeps the agent's status and
+//! message, so the application layer can tell an unknown queue (404) or a node that does
+//! not serve (409) from a failure. Their default implementations refuse, so fake agents
+//! in tests need not implement them.
 
 use std::time::Duration;
 
-use agent_contract::{AgentSpec, HealthReport};
+use agent_contract::{
+    AgentSpec, Destination, DestinationKind, DestinationName, HealthReport, PeekedMessage,
+    TestMessage,
+};
 use async_trait::async_trait;
+
+/// Why a destinations call to an agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentCallError {
+    /// The agent answered with this (non-success) status and message.
+    #[error("agent answered {status}: {message}")]
+    Status { status: u16, message: String },
+    /// No usable answer (connection, timeout, unparsable body), or not supported.
+    #[error("{0:#}")]
+    Failed(#[from] anyhow::Error),
+}
+
+fn unsupported() -> AgentCallError {
+    AgentCallError::Failed(anyhow::anyhow!(
+        "this agent client does not support destinations"
+    ))
+}
 
 #[async_trait]
 pub trait AgentClient: Send + Sync + 'static {
@@ -17,6 +43,85 @@ pub trait AgentClient: Send + Sync + 'static {
         token: &str,
         spec: &AgentSpec,
     ) -> anyhow::Result<HealthReport>;
+    /// `GET /destinations`.
+    async fn destinations(
+        &self,
+        base: &str,
+        token: &str,
+    ) -> Result<Vec<Destination>, AgentCallError> {
+        let _ = (base, token);
+        Err(unsupported())
+    }
+    /// `POST /destinations/{kind}/{name}/send`.
+    async fn send_message(
+        &self,
+        base: &str,
+        token: &str,
+        kind: DestinationKind,
+        name: &DestinationName,
+        message: &TestMessage,
+    ) -> Result<(), AgentCallError> {
+        let _ = (base, token, kind, name, message);
+        Err(unsupported())
+    }
+    /// `POST /destinations/queue/{name}/peek?count=N`.
+    async fn peek(
+        &self,
+        base: &str,
+        token: &str,
+        name: &DestinationName,
+        count: u32,
+    ) -> Result<Vec<PeekedMessage>, AgentCallError> {
+        let _ = (base, token, name, count);
+        Err(unsupported())
+    }
+}
+
+/// Percent-encode a path segment (everything but RFC 3986's unreserved characters).
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The agent's answer: `Ok(resp)` if it succeeded, else its status and `error` message.
+async fn checked(resp: reqwest::Response) -> Result<reqwest::Response, AgentCallError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: String,
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Body>(&text)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| status.canonical_reason().unwrap_or("error").to_owned());
+    Err(AgentCallError::Status {
+        status: status.as_u16(),
+        message: message.chars().take(500).collect(),
+    })
+}
+
+fn failed(e: reqwest::Error) -> AgentCallError {
+    AgentCallError::Failed(e.into())
+}
+
+/// The agent client as the application layer holds it (shared, printable).
+#[derive(Clone)]
+pub struct SharedAgentClient(pub std::sync::Arc<dyn AgentClient>);
+
+impl std::fmt::Debug for SharedAgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedAgentClient")
+    }
 }
 
 /// The real client.
@@ -68,5 +173,74 @@ impl AgentClient for HttpAgentClient {
         let status = resp.status();
         anyhow::ensure!(status.is_success(), "agent refused the spec: {status}");
         Ok(resp.json().await?)
+    }
+
+    async fn destinations(
+        &self,
+        base: &str,
+        token: &str,
+    ) -> Result<Vec<Destination>, AgentCallError> {
+        let resp = self
+            .http
+            .get(format!("{base}/destinations"))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(failed)?;
+        checked(resp).await?.json().await.map_err(failed)
+    }
+
+    async fn send_message(
+        &self,
+        base: &str,
+        token: &str,
+        kind: DestinationKind,
+        name: &DestinationName,
+        message: &TestMessage,
+    ) -> Result<(), AgentCallError> {
+        let resp = self
+            .http
+            .post(format!(
+                "{base}/destinations/{kind}/{}/send",
+                segment(name.as_str())
+            ))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(20))
+            .json(message)
+            .send()
+            .await
+            .map_err(failed)?;
+        checked(resp).await.map(|_| ())
+    }
+
+    async fn peek(
+        &self,
+        base: &str,
+        token: &str,
+        name: &DestinationName,
+        count: u32,
+    ) -> Result<Vec<PeekedMessage>, AgentCallError> {
+        let resp = self
+            .http
+            .post(format!(
+                "{base}/destinations/queue/{}/peek?count={count}",
+                segment(name.as_str())
+            ))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(failed)?;
+        checked(resp).await?.json().await.map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_one_path_segment() {
+        assert_eq!(super::segment("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(super::segment("orders.eu-1_x~"), "orders.eu-1_x~");
     }
 }

@@ -89,7 +89,7 @@ impl Application {
         let broker_reconciler = BrokerReconciler::new(
             store.clone(),
             runtime,
-            agent,
+            agent.clone(),
             secrets.clone(),
             installation,
             ReconcilerConfig {
@@ -117,7 +117,7 @@ impl Application {
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
 
-        let mut app = app_context(&settings, store, secrets, nudger)?;
+        let mut app = app_context(&settings, store, secrets, nudger, agent)?;
         app.ca_pem = ca.cert_pem().into();
         let signing_key = crate::http::session::load_signing_key(&app.store, &app.secrets)
             .await
@@ -349,6 +349,7 @@ pub async fn offline_context(
         store,
         secrets,
         crate::reconcile::Nudger::default(),
+        Arc::new(HttpAgentClient::default()),
     )
 }
 
@@ -403,6 +404,7 @@ fn app_context(
     store: DataStore,
     secrets: SecretBox,
     nudger: crate::reconcile::Nudger,
+    agent: Arc<dyn AgentClient>,
 ) -> anyhow::Result<AppContext> {
     Ok(AppContext {
         store,
@@ -413,5 +415,6 @@ fn app_context(
         advertised_host: settings.advertised_host.clone(),
         listeners: settings.listeners(),
         ca_pem: std::sync::Arc::from(""),
+        agent: crate::agent_client::SharedAgentClient(agent),
     })
 }

@@ -14,6 +14,11 @@
 //! [`driver_for`] picks the implementation from the spec's engine part. The generic
 //! modules know only this trait; tests implement it with fakes.
 //!
+//! Queues and topics ([`EngineDriver::destinations`], [`EngineDriver::send_message`],
+//! [`EngineDriver::peek`]) are read and written the engine's own way (RabbitMQ's
+//! management API, ActiveMQ's STOMP with the statistics plugin and queue browsers);
+//! the API asks only while the engine is Ready. Failures are a [`DestinationError`].
+//!
 //! Listener rule shared by both drivers: the TLS listeners (ports in
 //! [`agent_contract::ports`]) exist when the spec carries TLS material; the plaintext
 //! listeners bind every interface when `spec.plaintext`, and otherwise only the
@@ -26,7 +31,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use agent_contract::{AgentSpec, Engine, EngineSpec, TlsMaterial};
+use agent_contract::{
+    AgentSpec, Destination, DestinationKind, DestinationName, Engine, EngineSpec, PeekedMessage,
+    TestMessage, TlsMaterial,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -73,6 +81,26 @@ pub enum LiveChange {
 pub struct TlsEndpoint {
     pub name: &'static str,
     pub addr: SocketAddr,
+}
+
+/// Why a destination operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    /// The queue (or topic) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be done (e.g. an operation the engine does not offer).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Talking to the engine failed or it answered something unexpected.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for DestinationError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Failed(e)
+    }
 }
 
 /// Engine-specific operations. See the module docs.
@@ -150,6 +178,48 @@ pub trait EngineDriver: Send + Sync + 'static {
     /// is `None`.
     fn cluster_running(&self) -> BoxFuture<'_, Option<Vec<String>>> {
         Box::pin(async { None })
+    }
+    /// The engine's queues and topics with depth, consumers and (if measured) rates,
+    /// sorted by kind and name; Berth's own and the engine's internal ones left out.
+    fn destinations<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, Result<Vec<Destination>, DestinationError>> {
+        let _ = spec;
+        Box::pin(async {
+            Err(DestinationError::Unsupported(
+                "not offered by this engine".into(),
+            ))
+        })
+    }
+    /// Send `message` to the queue or topic `name`.
+    fn send_message<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+        kind: DestinationKind,
+        name: &'a DestinationName,
+        message: &'a TestMessage,
+    ) -> BoxFuture<'a, Result<(), DestinationError>> {
+        let _ = (spec, kind, name, message);
+        Box::pin(async {
+            Err(DestinationError::Unsupported(
+                "not offered by this engine".into(),
+            ))
+        })
+    }
+    /// Up to `count` messages from the head of queue `name`, left in the queue.
+    fn peek<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+        name: &'a DestinationName,
+        count: u32,
+    ) -> BoxFuture<'a, Result<Vec<PeekedMessage>, DestinationError>> {
+        let _ = (spec, name, count);
+        Box::pin(async {
+            Err(DestinationError::Unsupported(
+                "not offered by this engine".into(),
+            ))
+        })
     }
     /// The container's memory limit right now.
     fn current_memory_limit(&self) -> Option<u64> {

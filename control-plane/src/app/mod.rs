@@ -6,6 +6,7 @@ pub mod audit;
 pub mod brokers;
 pub mod catalogue;
 pub mod configurations;
+pub mod destinations;
 pub mod identity;
 pub mod paging;
 pub mod tags;
@@ -32,6 +33,8 @@ pub struct AppContext {
     pub listeners: crate::domain::profile::Listeners,
     /// PEM certificate of the installation CA that signs broker certificates.
     pub ca_pem: std::sync::Arc<str>,
+    /// The brokers' agents, for [`destinations`].
+    pub agent: crate::agent_client::SharedAgentClient,
 }
 
 /// Who is calling: the account and region whose resources they may see, who they are,

@@ -32,17 +32,38 @@ fn auth_error(e: SigV4Error) -> Error {
 }
 
 /// What a request to `path` with `method` does, for the authorization rules: Berth's
-/// identity routes are [`Action::Admin`] (the audit log [`Action::ReadAudit`]); on the
+/// identity routes are [`Action::Admin`] (the audit log [`Action::ReadAudit`]; a
+/// broker's destinations read with safe methods and write otherwise); on the
 /// Amazon MQ API safe methods read and every other method writes.
 pub fn action_for(method: &Method, path: &str) -> Action {
     if path == "/v1/berth/audit-events" || path.starts_with("/v1/berth/audit-events/") {
         Action::ReadAudit
+    } else if is_destinations_path(path) {
+        // a broker's queues and topics: listing reads, sending and peeking write
+        if session::is_safe(method) {
+            Action::Read
+        } else {
+            Action::Write
+        }
     } else if path.starts_with("/v1/berth/") || path == "/v1/berth" {
         Action::Admin
     } else if session::is_safe(method) {
         Action::Read
     } else {
         Action::Write
+    }
+}
+
+/// `/v1/berth/brokers/{id}/destinations` and everything below it.
+fn is_destinations_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v1/berth/brokers/") else {
+        return false;
+    };
+    match rest.split_once('/') {
+        Some((id, tail)) => {
+            !id.is_empty() && (tail == "destinations" || tail.starts_with("destinations/"))
+        }
+        None => false,
     }
 }
 
@@ -202,6 +223,27 @@ mod tests {
             (Method::GET, "/v1/berth/access-keys", Action::Admin),
             (Method::POST, "/v1/berth/console-users", Action::Admin),
             (Method::GET, "/v1/berth/audit-events", Action::ReadAudit),
+            (
+                Method::GET,
+                "/v1/berth/brokers/b-1/destinations",
+                Action::Read,
+            ),
+            (
+                Method::POST,
+                "/v1/berth/brokers/b-1/destinations/queue/q/messages",
+                Action::Write,
+            ),
+            (
+                Method::POST,
+                "/v1/berth/brokers/b-1/destinations/queue/q/peek",
+                Action::Write,
+            ),
+            (Method::GET, "/v1/berth/brokers/b-1/other", Action::Admin),
+            (
+                Method::GET,
+                "/v1/berth/brokers//destinations",
+                Action::Admin,
+            ),
         ] {
             assert_eq!(action_for(&method, path), action, "{method} {path}");
         }

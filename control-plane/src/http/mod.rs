@@ -9,6 +9,7 @@ pub mod body;
 pub mod brokers;
 pub mod catalogue;
 pub mod configurations;
+pub mod destinations;
 pub mod docs;
 pub mod error;
 pub mod health;
@@ -57,6 +58,7 @@ use crate::error::Error;
         (name = "console-users", description = "Berth: console users of the caller's account (admin)"),
         (name = "audit", description = "Berth: the audit log of the caller's account (admin, operator)"),
         (name = "console-session", description = "Berth: console sign-in with a session cookie"),
+        (name = "destinations", description = "Berth: queues and topics of a broker, read through its agent (list: every role; send, peek: admin, operator)"),
     )
 )]
 struct ApiDoc;
@@ -71,6 +73,7 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(tags::routes())
         .merge(users::routes())
         .merge(identity::routes())
+        .merge(destinations::routes())
 }
 
 /// The OpenAPI document of the control plane, generated from the code.

@@ -448,15 +448,7 @@ impl BrokerReconciler {
 
     /// Base URL of the agent of `node`, through its published port.
     fn agent_base(&self, ports: &[PortRow], node: u32) -> anyhow::Result<String> {
-        let port = ports
-            .iter()
-            .find(|p| p.node == node as i32 && p.protocol == AGENT_PROTOCOL)
-            .ok_or_else(|| anyhow::anyhow!("no agent port allocated for node {node}"))?;
-        let host = match self.config.publish_host.as_str() {
-            "0.0.0.0" | "" => "127.0.0.1",
-            h => h,
-        };
-        Ok(format!("http://{host}:{}", port.host_port))
+        agent_base_url(&self.config.publish_host, ports, node)
     }
 
     /// Asks every node's agent how it is (concurrently, each call bounded by
@@ -1140,4 +1132,22 @@ fn roll_order(layout: &Layout, roles: &HashMap<u32, ObservedRole>) -> Vec<u32> {
         _ => (0, *n),
     });
     order
+}
+
+/// Base URL of the agent of `node`, through its port published on `publish_host`
+/// (an unspecified address is reached on loopback).
+pub(crate) fn agent_base_url(
+    publish_host: &str,
+    ports: &[PortRow],
+    node: u32,
+) -> anyhow::Result<String> {
+    let port = ports
+        .iter()
+        .find(|p| p.node == node as i32 && p.protocol == AGENT_PROTOCOL)
+        .ok_or_else(|| anyhow::anyhow!("no agent port allocated for node {node}"))?;
+    let host = match publish_host {
+        "0.0.0.0" | "" => "127.0.0.1",
+        h => h,
+    };
+    Ok(format!("http://{host}:{}", port.host_port))
 }

@@ -91,6 +91,7 @@ pub(crate) async fn harness_with(agent: Arc<dyn AgentClient>) -> Harness {
         advertised_host: "127.0.0.1".into(),
         listeners: LISTENERS,
         ca_pem: ca.cert_pem().into(),
+        agent: berth::agent_client::SharedAgentClient(agent.clone()),
     };
     let caller = Caller::new(
         AccountId::parse("000000000000").unwrap(),

@@ -42,15 +42,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_contract::ports::activemq as ports;
-use agent_contract::{ActivemqSpec, AgentSpec, Engine, EngineSpec, TlsMaterial, Topology};
+use agent_contract::{
+    ActivemqSpec, AgentSpec, Destination, DestinationKind, DestinationName, Engine, EngineSpec,
+    PeekedMessage, TestMessage, TlsMaterial, Topology,
+};
 use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::engine::{BoxFuture, Diagnosis, EngineDriver, LiveChange, Prepared, TlsEndpoint};
+use crate::engine::{
+    BoxFuture, DestinationError, Diagnosis, EngineDriver, LiveChange, Prepared, TlsEndpoint,
+};
 use crate::fsutil::{self, Owner};
 use crate::supervisor::ProcessSpec;
 
+pub mod destinations;
 pub mod diagnose;
 pub mod jaas;
 pub mod keystore;
@@ -596,6 +602,70 @@ impl EngineDriver for ActivemqDriver {
             self.keystore_password.clone(),
             self.internal.password.clone(),
         ]
+    }
+
+    fn destinations<'a>(
+        &'a self,
+        _spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, Result<Vec<Destination>, DestinationError>> {
+        Box::pin(async move {
+            destinations::list_all(
+                self.stomp_addr,
+                &self.internal.username,
+                &self.internal.password,
+            )
+            .await
+        })
+    }
+
+    fn send_message<'a>(
+        &'a self,
+        _spec: &'a AgentSpec,
+        kind: DestinationKind,
+        name: &'a DestinationName,
+        message: &'a TestMessage,
+    ) -> BoxFuture<'a, Result<(), DestinationError>> {
+        Box::pin(async move {
+            destinations::check_name(name)?;
+            destinations::send(
+                self.stomp_addr,
+                &self.internal.username,
+                &self.internal.password,
+                kind,
+                name,
+                message,
+            )
+            .await
+        })
+    }
+
+    /// Checks that the queue exists (a browser would create it), then browses it.
+    fn peek<'a>(
+        &'a self,
+        _spec: &'a AgentSpec,
+        name: &'a DestinationName,
+        count: u32,
+    ) -> BoxFuture<'a, Result<Vec<PeekedMessage>, DestinationError>> {
+        Box::pin(async move {
+            destinations::check_name(name)?;
+            let (user, pass) = (&self.internal.username, &self.internal.password);
+            let all = destinations::list_all(self.stomp_addr, user, pass).await?;
+            if !all
+                .iter()
+                .any(|d| d.kind == DestinationKind::Queue && d.name == name.as_str())
+            {
+                return Err(DestinationError::NotFound(format!("no queue named {name}")));
+            }
+            destinations::peek(
+                self.stomp_addr,
+                user,
+                pass,
+                name,
+                count,
+                Duration::from_secs(2),
+            )
+            .await
+        })
     }
 
     fn start_sidecars(

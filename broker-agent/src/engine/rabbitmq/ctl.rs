@@ -26,8 +26,8 @@
 //! `{user_already_exists,<<"app2">>}` (seen live, 1 of 3 agents). The user exists then,
 //! so the import is simply run again ([`is_concurrent_create`], up to
 //! [`IMPORT_ATTEMPTS`] times); the second run updates it. Each cluster node's agent also puts its own
-//! [`MonitorUser`] (`berth-internal-monitor-<host>`, tag `monitoring`, no vhost
-//! permissions) into the same import: one per node, so an agent that restarts with a
+//! [`MonitorUser`] (`berth-internal-monitor-<host>`, tag `monitoring`, read and write
+//! but no configure permission on `/`) into the same import: one per node, so an agent that restarts with a
 //! new password never breaks another node's, and no agent ever deletes one (internal
 //! prefix).
 //!
@@ -359,6 +359,14 @@ pub fn users_definitions(spec: &AgentSpec, monitor: Option<&MonitorUser>) -> ser
                 "configure": ".*", "write": ".*", "read": ".*"
             })
         })
+        .chain(monitor.map(|m| {
+            // Read and write (the destinations API's peek and test message), never
+            // configure: it declares and deletes nothing.
+            json!({
+                "user": m.name, "vhost": DEFAULT_VHOST,
+                "configure": "^$", "write": ".*", "read": ".*"
+            })
+        }))
         .collect();
     json!({ "users": users, "permissions": permissions })
 }
@@ -493,7 +501,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_nodes_monitor_user_is_internal_and_has_no_permissions() {
+    fn a_nodes_monitor_user_is_internal_and_cannot_configure() {
         let monitor = MonitorUser::generate("berth-b-1234-2.net").unwrap();
         assert_eq!(monitor.name, "berth-internal-monitor-berth-b-1234-2");
         assert_eq!(monitor.password.len(), 48);
@@ -509,7 +517,14 @@ mod tests {
         assert_eq!(users[2]["password"], monitor.password.as_str());
         assert_eq!(users[2]["tags"], "monitoring");
         let perms = defs["permissions"].as_array().unwrap();
-        assert!(perms.iter().all(|p| p["user"] != monitor.name.as_str()));
+        // read and write for the destinations API, never configure
+        let mine: Vec<_> = perms
+            .iter()
+            .filter(|p| p["user"] == monitor.name.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0]["configure"], "^$");
+        assert_eq!(mine[0]["read"], ".*");
         // no agent deletes another node's monitor user, whatever its tags
         let existing = vec![
             ExistingUser {
@@ -530,7 +545,8 @@ mod tests {
         let defs = boot_definitions(&two_users(), Some(&monitor));
         assert_eq!(defs["vhosts"], json!([{ "name": "/" }]));
         assert_eq!(defs["users"].as_array().unwrap().len(), 3);
-        assert_eq!(defs["permissions"].as_array().unwrap().len(), 2);
+        assert_eq!(defs["permissions"].as_array().unwrap().len(), 3);
+        assert_eq!(defs["permissions"][2]["configure"], "^$");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub enum MgmtError {
     #[error("management API at {addr}: no answer within {timeout:?}")]
     Timeout { addr: SocketAddr, timeout: Duration },
     #[error("management API answered {status}")]
-    Status { status: String },
+    Status { code: u16, status: String },
     #[error("management API: unexpected answer: {0}")]
     BadAnswer(String),
 }
@@ -86,24 +86,60 @@ pub async fn get(
     password: &str,
     timeout: Duration,
 ) -> Result<Vec<u8>, MgmtError> {
+    request(
+        addr,
+        "GET",
+        path,
+        None,
+        user,
+        password,
+        timeout,
+        MAX_RESPONSE,
+    )
+    .await
+}
+
+/// `method path` with Basic authentication and an optional JSON body; the body of a
+/// 200 answer of at most `max` bytes.
+#[allow(clippy::too_many_arguments)]
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+    max: usize,
+) -> Result<Vec<u8>, MgmtError> {
     let io = |error| MgmtError::Io { addr, error };
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.map_err(io)?;
         let auth = base64(format!("{user}:{password}").as_bytes());
-        let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\nAccept: application/json\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.map_err(io)?;
+        let mut request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\nAccept: application/json\r\n"
+        )
+        .into_bytes();
+        if let Some(body) = body {
+            request.extend_from_slice(
+                format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body.unwrap_or_default());
+        stream.write_all(&request).await.map_err(io)?;
         let mut answer = Vec::new();
         (&mut stream)
-            .take(MAX_RESPONSE as u64 + 1)
+            .take(max as u64 + 1)
             .read_to_end(&mut answer)
             .await
             .map_err(io)?;
-        if answer.len() > MAX_RESPONSE {
-            return Err(MgmtError::BadAnswer(format!(
-                "more than {MAX_RESPONSE} bytes"
-            )));
+        if answer.len() > max {
+            return Err(MgmtError::BadAnswer(format!("more than {max} bytes")));
         }
         split_response(&answer)
     };
@@ -128,6 +164,7 @@ pub fn split_response(answer: &[u8]) -> Result<Vec<u8>, MgmtError> {
     }
     if code != "200" {
         return Err(MgmtError::Status {
+            code: code.parse().unwrap_or(0),
             status: status_line.chars().take(80).collect(),
         });
     }
@@ -136,24 +173,7 @@ pub fn split_response(answer: &[u8]) -> Result<Vec<u8>, MgmtError> {
 
 /// Standard base64 with padding (RFC 4648 §4).
 pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    agent_contract::destinations::base64(data)
 }
 
 #[cfg(test)]
@@ -192,7 +212,7 @@ mod tests {
         let denied = b"HTTP/1.1 401 Unauthorized\r\n\r\n{\"error\":\"not_authorized\"}";
         assert!(matches!(
             split_response(denied),
-            Err(MgmtError::Status { status }) if status.contains("401")
+            Err(MgmtError::Status { code: 401, status }) if status.contains("401")
         ));
         assert!(split_response(b"HTTP/1.1 200 OK\r\n").is_err());
         assert!(split_response(b"AMQP\x00\x00\x09\x01\r\n\r\n").is_err());

@@ -30,15 +30,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_contract::ports::rabbitmq as ports;
-use agent_contract::{AgentSpec, Engine, EngineSpec, RabbitmqSpec, TlsMaterial, Topology};
+use agent_contract::{
+    AgentSpec, Destination, DestinationKind, DestinationName, Engine, EngineSpec, PeekedMessage,
+    RabbitmqSpec, TestMessage, TlsMaterial, Topology,
+};
 use anyhow::Context;
 
-use crate::engine::{BoxFuture, Diagnosis, EngineDriver, LiveChange, Prepared, TlsEndpoint};
+use crate::engine::{
+    BoxFuture, DestinationError, Diagnosis, EngineDriver, LiveChange, Prepared, TlsEndpoint,
+};
 use crate::fsutil::{self, Owner};
 use crate::supervisor::ProcessSpec;
 
 pub mod conf;
 pub mod ctl;
+pub mod destinations;
 pub mod diagnose;
 pub mod mgmt;
 pub mod probe;
@@ -279,8 +285,13 @@ pub struct RabbitDriver {
     engine_owner: Owner,
     amqp_addr: SocketAddr,
     ctl: RabbitCtl,
-    /// Cluster nodes only: the internal user for [`mgmt`].
+    /// The internal user for [`mgmt`] (cluster membership, destinations). Cluster
+    /// nodes import it at boot; every node reconciles it with the spec users, and a
+    /// virgin single node (whose users come from rabbitmq.conf) gets it on first use.
     monitor: Option<MonitorUser>,
+    cluster: bool,
+    /// Serialises putting the monitoring user in place on first use.
+    monitor_lock: tokio::sync::Mutex<()>,
 }
 
 /// Management listener the agent asks for cluster membership.
@@ -288,6 +299,17 @@ const MGMT_ADDR: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
     ports::MANAGEMENT,
 );
+/// Upper bound of one management request of the destinations API.
+const DESTINATIONS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest queue or exchange list read (a few thousand queues).
+const MAX_LIST_ANSWER: usize = 32 * 1024 * 1024;
+/// Largest other answer read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+fn bad_answer(e: String) -> DestinationError {
+    DestinationError::Failed(anyhow::anyhow!("management API: unexpected answer: {e}"))
+}
+
 /// Upper bound of one [`EngineDriver::cluster_running`] call.
 const CLUSTER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -305,10 +327,8 @@ impl RabbitDriver {
             .to_string_lossy()
             .into_owned();
         let hostname = own_hostname(spec, &container_hostname);
-        let monitor = match spec.node.topology {
-            Topology::Cluster => Some(MonitorUser::generate(&hostname)?),
-            Topology::Single | Topology::SharedStorage => None,
-        };
+        let monitor = Some(MonitorUser::generate(&hostname)?);
+        let cluster = spec.node.topology == Topology::Cluster;
         let env = engine_env(&hostname, &paths.data_dir);
         let ctl = RabbitCtl {
             setpriv: paths.setpriv.clone(),
@@ -330,6 +350,59 @@ impl RabbitDriver {
             engine_owner,
             ctl,
             monitor,
+            cluster,
+            monitor_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// A management API request as the monitoring user. A 401 on a node whose users
+    /// came from rabbitmq.conf means the user is not there yet: it is put in place
+    /// (one reconciliation with the spec's users) and the request tried once more.
+    async fn mgmt(
+        &self,
+        spec: &AgentSpec,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        max: usize,
+    ) -> Result<Vec<u8>, DestinationError> {
+        let monitor = self
+            .monitor
+            .as_ref()
+            .ok_or_else(|| DestinationError::Unsupported("no monitoring user".into()))?;
+        let call = || {
+            mgmt::request(
+                MGMT_ADDR,
+                method,
+                path,
+                body,
+                &monitor.name,
+                &monitor.password,
+                DESTINATIONS_TIMEOUT,
+                max,
+            )
+        };
+        let first = call().await;
+        let result = match first {
+            Err(mgmt::MgmtError::Status { code: 401, .. }) => {
+                {
+                    let _guard = self.monitor_lock.lock().await;
+                    // Another request may have created it meanwhile.
+                    if let Err(mgmt::MgmtError::Status { code: 401, .. }) = call().await {
+                        tracing::info!("creating the monitoring user for the destinations API");
+                        self.ctl
+                            .reconcile_users(spec, Some(monitor))
+                            .await
+                            .map_err(|e| DestinationError::Failed(e.into()))?;
+                    }
+                }
+                call().await
+            }
+            other => other,
+        };
+        result.map_err(|e| match e {
+            mgmt::MgmtError::Status { code: 404, status } => DestinationError::NotFound(status),
+            other => DestinationError::Failed(other.into()),
         })
     }
 
@@ -471,10 +544,92 @@ impl EngineDriver for RabbitDriver {
         self.monitor.iter().map(|m| m.password.clone()).collect()
     }
 
+    fn destinations<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, Result<Vec<Destination>, DestinationError>> {
+        Box::pin(async move {
+            let queues = self
+                .mgmt(spec, "GET", "/api/queues/%2F", None, MAX_LIST_ANSWER)
+                .await?;
+            let mut list = destinations::parse_queues(&queues).map_err(bad_answer)?;
+            let exchanges = self
+                .mgmt(spec, "GET", "/api/exchanges/%2F", None, MAX_LIST_ANSWER)
+                .await?;
+            list.extend(destinations::parse_topic_exchanges(&exchanges).map_err(bad_answer)?);
+            list.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
+            Ok(list)
+        })
+    }
+
+    fn send_message<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+        kind: DestinationKind,
+        name: &'a DestinationName,
+        message: &'a TestMessage,
+    ) -> BoxFuture<'a, Result<(), DestinationError>> {
+        Box::pin(async move {
+            let (exchange, routing_key) = match kind {
+                DestinationKind::Queue => ("amq.default".to_owned(), name.as_str()),
+                DestinationKind::Topic => (destinations::encode_segment(name.as_str()), ""),
+            };
+            let body = serde_json::to_vec(&destinations::publish_body(routing_key, message))
+                .map_err(|e| DestinationError::Failed(e.into()))?;
+            let path = format!("/api/exchanges/%2F/{exchange}/publish");
+            let answer = self
+                .mgmt(spec, "POST", &path, Some(&body), MAX_ANSWER)
+                .await
+                .map_err(|e| match e {
+                    DestinationError::NotFound(_) => {
+                        DestinationError::NotFound(format!("no {kind} named {name}"))
+                    }
+                    other => other,
+                })?;
+            match destinations::parse_routed(&answer).map_err(bad_answer)? {
+                true => Ok(()),
+                false if kind == DestinationKind::Queue => {
+                    Err(DestinationError::NotFound(format!("no queue named {name}")))
+                }
+                // a topic without subscribers drops the message, as topics do
+                false => Ok(()),
+            }
+        })
+    }
+
+    fn peek<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+        name: &'a DestinationName,
+        count: u32,
+    ) -> BoxFuture<'a, Result<Vec<PeekedMessage>, DestinationError>> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(&destinations::get_body(count))
+                .map_err(|e| DestinationError::Failed(e.into()))?;
+            let path = format!(
+                "/api/queues/%2F/{}/get",
+                destinations::encode_segment(name.as_str())
+            );
+            let answer = self
+                .mgmt(spec, "POST", &path, Some(&body), MAX_LIST_ANSWER)
+                .await
+                .map_err(|e| match e {
+                    DestinationError::NotFound(_) => {
+                        DestinationError::NotFound(format!("no queue named {name}"))
+                    }
+                    other => other,
+                })?;
+            destinations::parse_get(&answer).map_err(bad_answer)
+        })
+    }
+
     /// Cluster nodes: the running members from the management API (≤ 2 s; None when the
     /// node does not answer yet or the monitoring user is not in place yet).
     fn cluster_running(&self) -> BoxFuture<'_, Option<Vec<String>>> {
         Box::pin(async move {
+            if !self.cluster {
+                return None;
+            }
             let monitor = self.monitor.as_ref()?;
             match mgmt::running_nodes(
                 MGMT_ADDR,
