@@ -140,8 +140,9 @@ pub struct Assessment {
     /// cluster member is ready and sees all members running. Creation and reboots wait
     /// for this.
     pub formed: bool,
-    /// A node failed for a reason a restart will not fix (its error).
-    pub failed: Option<String>,
+    /// Nodes that failed for a reason a restart will not fix, with their errors
+    /// (`node N: …`), in node order.
+    pub failed: Vec<(u32, String)>,
     /// Why the broker is not formed, for state reasons (empty when formed).
     pub detail: String,
 }
@@ -161,13 +162,19 @@ pub fn assess(layout: &Layout, reports: &[NodeReport<'_>]) -> Assessment {
         .filter(|(_, r)| state(r) == Some(EngineState::Standby))
         .count();
     let total = layout.nodes.len();
-    let failed = reports.iter().find_map(|(n, r)| match r {
-        Ok(h) if h.state == EngineState::Failed => Some(format!(
-            "node {n}: {}",
-            h.last_error.as_deref().unwrap_or("the engine failed")
-        )),
-        _ => None,
-    });
+    let failed = reports
+        .iter()
+        .filter_map(|(n, r)| match r {
+            Ok(h) if h.state == EngineState::Failed => Some((
+                *n,
+                format!(
+                    "node {n}: {}",
+                    h.last_error.as_deref().unwrap_or("the engine failed")
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
     let (serving, formed) = match layout.kind {
         NodeKind::Single => (ready == 1, ready == 1),
         NodeKind::Pair => (ready == 1, ready == 1 && standby == total - 1),
@@ -340,7 +347,7 @@ mod tests {
         let mut failed = report(EngineState::Failed, None);
         failed.last_error = Some("bad config".into());
         let a = assess(&l, &[(0, Ok(&failed))]);
-        assert_eq!(a.failed.as_deref(), Some("node 0: bad config"));
+        assert_eq!(a.failed, vec![(0, "node 0: bad config".to_owned())]);
         assert!(!a.serving);
     }
 }

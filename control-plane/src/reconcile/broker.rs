@@ -193,14 +193,6 @@ impl BrokerReconciler {
         let layout = layout(&row)?;
         self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
         let assessment = self.observe(&row).await?;
-        if let Some(failed) = &assessment.failed {
-            // Deterministic (e.g. the configuration revision it was rebooted with):
-            // say why at once; a reboot with a previous revision brings it back.
-            let reason = format!(
-                "The engine failed to start after the reboot ({failed}); the nodes not yet rebooted keep serving. Fix the cause (e.g. go back to a previous configuration revision) and reboot to recover."
-            );
-            return self.fail_reboot(&id, &reason).await;
-        }
         // Nodes still running a container from before the request, in roll order.
         let roles = self.roles(&row, &layout).await?;
         let mut stale = Vec::new();
@@ -215,6 +207,16 @@ impl BrokerReconciler {
                     _ => stale.push(node),
                 }
             }
+        }
+        // A node this reboot recreated that failed (e.g. the configuration revision or
+        // the build it was rebooted with) stops the roll at once, saying why. A node
+        // that had failed before the reboot is down: it is rolled first, which is how a
+        // reboot recovers it.
+        if let Some((_, failed)) = assessment.failed.iter().find(|(n, _)| !stale.contains(n)) {
+            let reason = format!(
+                "The engine failed to start after the reboot ({failed}); the nodes not yet rebooted keep serving. Fix the cause (e.g. go back to a previous configuration revision) and reboot to recover."
+            );
+            return self.fail_reboot(&id, &reason).await;
         }
         let down = |n: &u32| roles.get(n).is_none_or(|r| *r == ObservedRole::Down);
         // A node that is down anyway goes at once; otherwise one at a time, and only
@@ -399,7 +401,7 @@ impl BrokerReconciler {
             }
             return Ok(StepOutcome::Stable);
         }
-        if let Some(failed) = &a.failed {
+        if let Some((_, failed)) = a.failed.first() {
             let reason = format!("The broker agent could not start the engine ({failed}).");
             self.fail_creation(&id, &reason).await?;
             return Ok(StepOutcome::Stable);

@@ -342,7 +342,10 @@ async fn container_image(app: &TestApp, name: &str) -> String {
 async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_window() {
     // Images under a private prefix, so a "newer build" of 5.17 here does not replace
     // the tag other tests run.
-    let prefix = format!("berthtest-amvu-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let prefix = format!(
+        "berthtest-amvu-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let app = berth_tests::spawn_app_with(|s| s.image_prefix = Some(prefix.clone())).await;
     require_activemq_image(&app.docker).await;
     let image = format!("{prefix}/activemq:5.17");
@@ -432,7 +435,14 @@ async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_windo
         format!("FROM {image}\nRUN rm /usr/lib/jvm/default-java/bin/java\n"),
     )
     .unwrap();
-    let broken = docker(&["build", "-q", "-t", &image, &dir.path().display().to_string()]).await;
+    let broken = docker(&[
+        "build",
+        "-q",
+        "-t",
+        &image,
+        &dir.path().display().to_string(),
+    ])
+    .await;
     let active = roles(&app.describe(&id).await.1)
         .iter()
         .position(|r| r == "ACTIVE")
@@ -453,13 +463,25 @@ async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_windo
         info.contains(&format!("node {standby}")),
         "the reason names the failed node: {v}"
     );
-    assert_eq!(roles(&v)[active], "ACTIVE", "the roll must stop before the active: {v}");
+    assert_eq!(
+        roles(&v)[active],
+        "ACTIVE",
+        "the roll must stop before the active: {v}"
+    );
     assert_eq!(
         container_image(&app, &format!("berth-{id}-{active}")).await,
         good,
         "the active was not rolled"
     );
-    let out = jms(&url, USER, PASSWORD, "login", &["--ca", &ca], Duration::from_secs(60)).await;
+    let out = jms(
+        &url,
+        USER,
+        PASSWORD,
+        "login",
+        &["--ca", &ca],
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(out.ok, "the active keeps serving: {out:?}");
     println!("a broken build stopped the roll: {info}");
 
@@ -473,7 +495,10 @@ async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_windo
         .await;
     wait_formed(&app, &id, Duration::from_secs(60)).await;
     for node in 0..2 {
-        assert_eq!(container_image(&app, &format!("berth-{id}-{node}")).await, good);
+        assert_eq!(
+            container_image(&app, &format!("berth-{id}-{node}")).await,
+            good
+        );
     }
     docker(&["rmi", &broken]).await;
 

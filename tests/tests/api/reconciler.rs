@@ -834,12 +834,13 @@ async fn an_engine_that_fails_after_a_reboot_says_why_and_a_second_reboot_recove
     h.rec.step(&id).await.unwrap();
     assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
 
-    // Rebooted into a revision the engine rejects: CRITICAL at once, with the reason.
+    // Rebooted into a revision the engine rejects: CRITICAL as soon as the recreated
+    // node reports, with the reason.
     failing();
     berth::app::brokers::broker_reboot(&h.ctx, &h.caller, id.as_str())
         .await
         .unwrap();
-    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.settle(&id).await, StepOutcome::Stable);
     let row = h.row(&id).await;
     assert_eq!(row.state, "CRITICAL_ACTION_REQUIRED");
     let reason = row.state_reason.unwrap();
@@ -849,11 +850,30 @@ async fn an_engine_that_fails_after_a_reboot_says_why_and_a_second_reboot_recove
         "{reason}"
     );
 
-    // The operator reboots (with the previous revision): RUNNING again.
-    agent.set(EngineState::Ready, None);
+    // The operator reboots (with the previous revision). The old node's failure is
+    // not this reboot's: the node is recreated instead of the reboot failing at once.
     berth::app::brokers::broker_reboot(&h.ctx, &h.caller, id.as_str())
         .await
         .unwrap();
+    let name = objects::container_name(&id, 0);
+    let before = h
+        .runtime
+        .container_status(&name)
+        .await
+        .unwrap()
+        .unwrap()
+        .created;
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
+    assert_eq!(h.state(&id).await.as_deref(), Some("REBOOT_IN_PROGRESS"));
+    let after = h
+        .runtime
+        .container_status(&name)
+        .await
+        .unwrap()
+        .unwrap()
+        .created;
+    assert!(after > before, "the failed node is recreated");
+    agent.set(EngineState::Ready, None);
     h.settle(&id).await;
     assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
 
