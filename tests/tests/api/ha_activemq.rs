@@ -328,6 +328,25 @@ async fn an_active_standby_pair_loses_no_confirmed_message_when_the_active_dies_
     assert_eq!(app.docker_objects(&id).await, Vec::<String>::new());
 }
 
+/// Builds `image` anew from itself plus one Dockerfile instruction, under the same tag
+/// (a newer build of the same engine version); its id.
+async fn rebuild(image: &str, instruction: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {image}\n{instruction}\n"),
+    )
+    .unwrap();
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        image,
+        &dir.path().display().to_string(),
+    ])
+    .await
+}
+
 /// The image id a container was created from.
 async fn container_image(app: &TestApp, name: &str) -> String {
     app.docker
@@ -371,20 +390,7 @@ async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_windo
 
     // A newer build of the same engine version appears (what `make images` does when
     // Debian ships a patch release or Berth a new agent).
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM {image}\nLABEL berth.test.build=\"newer\"\n"),
-    )
-    .unwrap();
-    docker(&[
-        "build",
-        "-q",
-        "-t",
-        &image,
-        &dir.path().display().to_string(),
-    ])
-    .await;
+    rebuild(&image, "LABEL berth.test.build=\"newer\"").await;
     let new = app.docker.inspect_image(&image).await.unwrap().id.unwrap();
     assert_ne!(old, new);
 
@@ -430,19 +436,7 @@ async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_windo
     // the good build and keeps serving. (The next window is a week away: a reboot rolls
     // onto the newest build too.)
     let good = new;
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM {image}\nRUN rm /usr/lib/jvm/default-java/bin/java\n"),
-    )
-    .unwrap();
-    let broken = docker(&[
-        "build",
-        "-q",
-        "-t",
-        &image,
-        &dir.path().display().to_string(),
-    ])
-    .await;
+    let broken = rebuild(&image, "RUN rm /usr/lib/jvm/default-java/bin/java").await;
     let active = roles(&app.describe(&id).await.1)
         .iter()
         .position(|r| r == "ACTIVE")
