@@ -9,6 +9,7 @@ mod catalogue_tags;
 mod clients;
 mod compat;
 mod configurations;
+mod console;
 mod docs;
 mod ha_activemq;
 mod ha_rabbitmq;
