@@ -2,7 +2,7 @@
 # Installs what Berth needs from Debian packages, only when missing:
 # Postgres (the embedded database), debootstrap (engine images), python3 with venv (the
 # aws CLI / boto3 compatibility tests), the ActiveMQ JMS client jars and a JDK (the ActiveMQ
-# tests); Docker must already run.
+# tests), Chromium and its WebDriver (the console browser tests); Docker must already run.
 set -euo pipefail
 
 need=()
@@ -12,6 +12,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # The ActiveMQ tests' JMS client (tests/jms): Debian's ActiveMQ client jars (slf4j comes with them), and a JDK.
 [ -f /usr/share/java/activemq-client.jar ] && [ -f /usr/share/java/slf4j-simple.jar ] || need+=(libactivemq-java)
 command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
+# The console browser tests (tests/tests/api/console.rs): headless Chromium driven over WebDriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if ! command -v python3 >/dev/null 2>&1; then
   need+=(python3 python3-venv)
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

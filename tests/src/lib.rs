@@ -2,6 +2,7 @@
 //! server for the whole run, a fresh database per app, Berth started in-process on
 //! port 0, and helpers that wait on conditions instead of sleeping.
 
+pub mod browser;
 pub mod ha;
 
 use std::path::PathBuf;

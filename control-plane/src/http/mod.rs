@@ -9,6 +9,7 @@ pub mod body;
 pub mod brokers;
 pub mod catalogue;
 pub mod configurations;
+pub mod console;
 pub mod destinations;
 pub mod docs;
 pub mod error;
@@ -167,6 +168,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(console)
         .route("/healthz", get(health::healthz))
         .merge(web::routes())
+        .merge(console::routes())
         .merge(docs::routes())
         .fallback(not_found)
         .with_state(state)

@@ -1,17 +1,15 @@
-//! The web console, embedded in the binary (no build step; a placeholder page for
-//! now), and the installation CA certificate at `/ca.pem`.
+//! The root of the site, which sends visitors to the web console (`http::console`), and
+//! the installation CA certificate at `/ca.pem`.
 
-use axum::response::Html;
+use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
 
 use super::ApiState;
 
-const INDEX: &str = include_str!("../../../web/index.html");
-
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/", get(|| async { Html(INDEX) }))
+        .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/ca.pem", get(ca_pem))
 }
 

@@ -9,6 +9,7 @@ mod catalogue_tags;
 mod clients;
 mod compat;
 mod configurations;
+mod console;
 mod destinations;
 mod docs;
 mod ha_activemq;
