@@ -18,7 +18,7 @@ use super::{
     html, in_transition, see_other, session::SourceAddress, state_class, ApiState, Audited,
     Console, Form, Nav,
 };
-use crate::app::{brokers, configurations, tags, users, Action};
+use crate::app::{brokers, configurations, destinations, tags, users, Action};
 use crate::domain::catalogue::{ENGINE_VERSIONS, INSTANCE_TYPES};
 use crate::error::Error;
 use crate::wire;
@@ -159,6 +159,31 @@ struct BrokerPage {
     diff_to: i32,
     message: Option<String>,
     error: Option<String>,
+    /// The broker's queues and topics (read through its agent while RUNNING).
+    destinations: Vec<DestinationItem>,
+    /// Why no destinations are listed (not RUNNING, or the agent's answer).
+    destinations_note: Option<String>,
+    /// The queue peeked at and what the peek showed.
+    peeked_queue: String,
+    peeked: Vec<PeekItem>,
+}
+
+/// A row of the queues and topics table.
+struct DestinationItem {
+    kind: &'static str,
+    name: String,
+    messages: u64,
+    ready: u64,
+    unacked: u64,
+    consumers: u64,
+    rates: String,
+}
+
+/// A message seen by a peek.
+struct PeekItem {
+    body: String,
+    headers: String,
+    redelivered: bool,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -194,6 +219,51 @@ struct Extras {
     error: Option<String>,
     editor_text: Option<String>,
     warnings: Vec<String>,
+    /// A peek's queue and messages.
+    peeked: Option<(String, Vec<agent_contract::PeekedMessage>)>,
+}
+
+/// The broker's destinations for the page, or why there are none.
+async fn destination_items(
+    state: &ApiState,
+    c: &Console,
+    id: &str,
+    broker_state: &str,
+) -> (Vec<DestinationItem>, Option<String>) {
+    if broker_state != "RUNNING" {
+        return (
+            Vec::new(),
+            Some("Queues and topics are listed while the broker is RUNNING.".into()),
+        );
+    }
+    match destinations::destinations_list(&state.app, &c.caller, id).await {
+        Ok(list) => {
+            let items = list
+                .into_iter()
+                .map(|d| DestinationItem {
+                    kind: d.kind.as_str(),
+                    name: d.name,
+                    messages: d.messages,
+                    ready: d.messages_ready,
+                    unacked: d.messages_unacked,
+                    consumers: d.consumers,
+                    rates: match (d.publish_rate, d.deliver_rate) {
+                        (None, None) => "–".into(),
+                        (p, d) => format!(
+                            "in {:.1}/s, out {:.1}/s",
+                            p.unwrap_or_default(),
+                            d.unwrap_or_default()
+                        ),
+                    },
+                })
+                .collect::<Vec<_>>();
+            let note = items
+                .is_empty()
+                .then(|| "No queues or topics yet.".to_owned());
+            (items, note)
+        }
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    }
 }
 
 async fn broker_page(
@@ -370,6 +440,30 @@ async fn broker_page(
         Some("revision") => Some("Revision saved.".into()),
         _ => None,
     });
+    let (dest_items, dest_note) = destination_items(state, c, id, &v.broker_state).await;
+    let (peeked_queue, peeked) = match extras.peeked {
+        Some((queue, messages)) => (
+            queue,
+            messages
+                .into_iter()
+                .map(|m| PeekItem {
+                    body: if m.body_base64 {
+                        format!("(base64) {}", m.body)
+                    } else {
+                        m.body
+                    },
+                    headers: m
+                        .headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    redelivered: m.redelivered,
+                })
+                .collect(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
     Ok(BrokerPage {
         nav: c.nav("brokers"),
         id: v.broker_id.clone(),
@@ -406,6 +500,10 @@ async fn broker_page(
         diff_to,
         message,
         error: extras.error,
+        destinations: dest_items,
+        destinations_note: dest_note,
+        peeked_queue: peeked_queue,
+        peeked,
     })
 }
 
@@ -497,12 +595,15 @@ pub async fn action(
         "tag-add" => ("CreateTags", "Tags"),
         "tag-delete" => ("DeleteTags", "Tags"),
         "revision" => ("UpdateConfiguration", "Configuration"),
+        "send" => ("SendTestMessage", "Destination"),
+        "peek" => ("PeekMessages", "Destination"),
         _ => ("Console", "Broker"),
     };
     let form = Form::parse(&body);
     let resource_id = match resource_type {
         "User" => Some(format!("{id}/{}", form.get("username"))),
         "Configuration" => Some(form.get("configurationId")),
+        "Destination" => Some(format!("{id}/{}", form.get("name"))),
         _ => Some(id.clone()),
     };
     let what = Audited {
@@ -615,6 +716,33 @@ pub async fn action(
                         ..Default::default()
                     },
                     Err(e) => return Err(e),
+                };
+                let p =
+                    broker_page(&state, &c, &headers, &id, PageQuery::default(), extras).await?;
+                Ok(c.render(&p))
+            }
+            "send" => {
+                let message = agent_contract::TestMessage {
+                    body: form.raw("body"),
+                    properties: BTreeMap::new(),
+                    persistent: true,
+                };
+                let (kind, name) = (form.get("kind"), form.get("name"));
+                destinations::destination_send(app, caller, &id, &kind, &name, message).await?;
+                Ok(back("send"))
+            }
+            "peek" => {
+                let name = form.get("name");
+                let count = form.get("count").parse().ok();
+                let messages =
+                    destinations::destination_peek(app, caller, &id, &name, count).await?;
+                let extras = Extras {
+                    message: Some(format!(
+                        "{} message(s) at the head of {name}, left in the queue.",
+                        messages.len()
+                    )),
+                    peeked: Some((name, messages)),
+                    ..Default::default()
                 };
                 let p =
                     broker_page(&state, &c, &headers, &id, PageQuery::default(), extras).await?;
