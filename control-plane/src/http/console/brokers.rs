@@ -502,7 +502,7 @@ async fn broker_page(
         error: extras.error,
         destinations: dest_items,
         destinations_note: dest_note,
-        peeked_queue: peeked_queue,
+        peeked_queue,
         peeked,
     })
 }
