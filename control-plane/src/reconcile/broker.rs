@@ -641,9 +641,22 @@ impl BrokerReconciler {
 
     /// Whether a node runs an older build of the broker's engine version than the one its
     /// image tag names now (a newer patch release or agent: `make images` rebuilt it).
-    async fn image_outdated(&self, row: &BrokerRow) -> anyhow::Result<bool> {
+    /// `current` caches the image ids looked up in one scheduling pass.
+    async fn image_outdated(
+        &self,
+        row: &BrokerRow,
+        current: &mut HashMap<String, Option<String>>,
+    ) -> anyhow::Result<bool> {
         let image = self.image(row.version()?);
-        let Some(current) = self.runtime.image_id(&image).await? else {
+        let id = match current.get(&image) {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.runtime.image_id(&image).await?;
+                current.insert(image, id.clone());
+                id
+            }
+        };
+        let Some(current) = id else {
             return Ok(false);
         };
         for node in &layout(row)?.nodes {
@@ -1054,6 +1067,7 @@ impl BrokerReconciler {
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<Vec<BrokerId>> {
         let mut started = Vec::new();
+        let mut images = HashMap::new();
         for c in self.store.broker_maintenance_candidates().await? {
             let Some(window) = crate::domain::maintenance::window_due(
                 &c.maintenance_day,
@@ -1071,7 +1085,7 @@ impl BrokerReconciler {
                 let Some(row) = self.store.broker_fetch_unscoped(&id).await? else {
                     continue;
                 };
-                if !self.image_outdated(&row).await? {
+                if !self.image_outdated(&row, &mut images).await? {
                     continue;
                 }
                 "upgrading to the newest build of its engine version (autoMinorVersionUpgrade)"
