@@ -14,6 +14,8 @@
 use serde::{Deserialize, Serialize};
 
 pub mod destinations;
+pub mod logs;
+pub mod metrics;
 pub mod ports;
 
 pub use destinations::{
@@ -281,6 +283,32 @@ pub struct HealthReport {
     /// not started, or not a cluster).
     #[serde(default)]
     pub cluster_running: Option<Vec<String>>,
+    /// Engine alarms the node has raised right now (memory, disk, an OOM kill in the
+    /// last minutes); empty when all is well. The control plane turns a serving broker
+    /// CRITICAL_ACTION_REQUIRED while any node has one.
+    #[serde(default)]
+    pub alarms: Vec<EngineAlarm>,
+}
+
+/// An alarm the engine (or the container) raised, with Amazon MQ's action-required code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineAlarm {
+    /// One of [`alarm_codes`].
+    pub code: String,
+    /// Human-readable reason with the numbers (no secrets).
+    pub message: String,
+}
+
+/// Action-required codes of engine alarms.
+pub mod alarm_codes {
+    /// RabbitMQ's memory alarm is on: publishers are blocked.
+    pub const RABBITMQ_MEMORY_ALARM: &str = "RABBITMQ_MEMORY_ALARM";
+    /// RabbitMQ's free-disk alarm is on: publishers are blocked.
+    pub const RABBITMQ_DISK_ALARM: &str = "RABBITMQ_DISK_ALARM";
+    /// The kernel killed a process of the node for memory (cgroup OOM kill).
+    pub const BROKER_OOM: &str = "BROKER_OOM";
+    /// ActiveMQ's store (KahaDB) is nearly full: producers are blocked.
+    pub const ACTIVEMQ_STORE_FULL: &str = "ACTIVEMQ_STORE_FULL";
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use agent_contract::{Engine, EngineState, HealthReport};
+use agent_contract::{Engine, EngineAlarm, EngineState, HealthReport};
 
 #[derive(Debug)]
 struct Inner {
@@ -29,6 +29,8 @@ struct Inner {
     running: bool,
     /// Cluster members the engine last said were running (see `set_cluster_running`).
     cluster_running: Option<Vec<String>>,
+    /// Engine alarms raised right now (see `set_alarms`).
+    alarms: Vec<EngineAlarm>,
 }
 
 /// Shared lifecycle bookkeeping. Cheap to lock; never held across `.await`.
@@ -56,6 +58,7 @@ impl AgentState {
                 healthy_generation: None,
                 running: false,
                 cluster_running: None,
+                alarms: Vec::new(),
             }),
         }
     }
@@ -76,7 +79,13 @@ impl AgentState {
             memory_limit_bytes: inner.memory_limit,
             last_error: inner.last_error.clone(),
             cluster_running: inner.cluster_running.clone(),
+            alarms: inner.alarms.clone(),
         }
+    }
+
+    /// Replaces the engine alarms the node reports (empty: none).
+    pub fn set_alarms(&self, alarms: Vec<EngineAlarm>) {
+        self.lock().alarms = alarms;
     }
 
     /// Records the cluster members the engine sees running (`None`: not known).

@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use agent_contract::logs::{LogPage, LogStream};
+use agent_contract::metrics::MetricsReport;
 use agent_contract::{
     AgentSpec, Destination, DestinationKind, DestinationName, HealthReport, PeekedMessage,
     TestMessage,
@@ -73,6 +75,23 @@ pub trait AgentClient: Send + Sync + 'static {
         count: u32,
     ) -> Result<Vec<PeekedMessage>, AgentCallError> {
         let _ = (base, token, name, count);
+        Err(unsupported())
+    }
+    /// `GET /metrics`: one sample of the node (see `agent_contract::metrics`).
+    async fn metrics(&self, base: &str, token: &str) -> Result<MetricsReport, AgentCallError> {
+        let _ = (base, token);
+        Err(unsupported())
+    }
+    /// `GET /logs?stream=…&after=…&limit=…`: lines numbered after `after`.
+    async fn logs(
+        &self,
+        base: &str,
+        token: &str,
+        stream: LogStream,
+        after: u64,
+        limit: usize,
+    ) -> Result<LogPage, AgentCallError> {
+        let _ = (base, token, stream, after, limit);
         Err(unsupported())
     }
 }
@@ -228,6 +247,40 @@ impl AgentClient for HttpAgentClient {
             ))
             .bearer_auth(token)
             .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(failed)?;
+        checked(resp).await?.json().await.map_err(failed)
+    }
+
+    async fn metrics(&self, base: &str, token: &str) -> Result<MetricsReport, AgentCallError> {
+        let resp = self
+            .http
+            .get(format!("{base}/metrics"))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(failed)?;
+        checked(resp).await?.json().await.map_err(failed)
+    }
+
+    async fn logs(
+        &self,
+        base: &str,
+        token: &str,
+        stream: LogStream,
+        after: u64,
+        limit: usize,
+    ) -> Result<LogPage, AgentCallError> {
+        let resp = self
+            .http
+            .get(format!(
+                "{base}/logs?stream={}&after={after}&limit={limit}",
+                stream.as_str()
+            ))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
             .send()
             .await
             .map_err(failed)?;

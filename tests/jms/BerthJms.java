@@ -32,10 +32,10 @@
  *                                            {"acked", "max_gap_ms", "gaps"} (gaps: every gap > 250 ms between
  *                                            consecutive acknowledged sends, in ms). --ready-file: created
  *                                            once the first send is acknowledged (consume: once subscribed)
- *   consume --dest Q --idle S [--ready-file F]
+ *   consume --dest Q --idle S [--ready-file F] [--after K]
  *                                            CLIENT_ACK consumer (ack per message) until nothing came for S s;
  *                                            {"received", "distinct", "duplicates", "contiguous" (largest k with
- *                                            1..k all seen), "max_seq", "max_gap_ms"}
+ *                                            K+1..k all seen; K defaults to 0), "max_seq", "max_gap_ms"}
  *
  * Destinations are queue names unless prefixed with "topic://" (or "queue://").
  */
@@ -370,6 +370,7 @@ public final class BerthJms {
     private boolean consume() throws Exception {
         String dest = opt("dest");
         long idleMs = (long) (Double.parseDouble(opt("idle", "10")) * 1000);
+        int after = Integer.parseInt(opt("after", "0"));
         TreeSet<Integer> seen = new TreeSet<>();
         int received = 0, duplicates = 0;
         long maxGap = 0;
@@ -392,7 +393,7 @@ public final class BerthJms {
         } catch (JMSException e) {
             out.put("error", describe(e));
         } finally {
-            int contiguous = 0;
+            int contiguous = after;
             while (seen.contains(contiguous + 1)) contiguous++;
             out.put("received", received);
             out.put("distinct", seen.size());

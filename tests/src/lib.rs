@@ -439,21 +439,23 @@ impl TestApp {
         std::fs::read_to_string(self.settings.data_dir.join("ca.pem")).expect("ca.pem")
     }
 
-    /// The pending change DescribeUser shows for `user` of broker `id`, if any.
-    pub async fn user_pending(&self, id: &str, user: &str) -> Option<String> {
-        let v: Value = self
-            .get(&format!("/v1/brokers/{id}/users/{user}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        v["pending"]["pendingChange"].as_str().map(str::to_owned)
+    /// The pending change DescribeUser shows for `user` of broker `id`, if any; an
+    /// error when DescribeUser itself did not answer 200 (a 503 is not "applied").
+    pub async fn user_pending(&self, id: &str, user: &str) -> Result<Option<String>, String> {
+        let resp = self.get(&format!("/v1/brokers/{id}/users/{user}")).await;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("DescribeUser answered {status}: {text}"));
+        }
+        let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        Ok(v["pending"]["pendingChange"].as_str().map(str::to_owned))
     }
 
     /// Waits until the broker's agent confirmed the last change to `user`.
     pub async fn wait_user_applied(&self, id: &str, user: &str) {
         wait_until(Duration::from_secs(60), || async {
-            self.user_pending(id, user).await.is_none()
+            matches!(self.user_pending(id, user).await, Ok(None))
         })
         .await
         .unwrap_or_else(|| panic!("change to {user} never applied"));

@@ -246,6 +246,7 @@ mod tests {
             memory_limit_bytes: None,
             last_error: None,
             cluster_running: running,
+            alarms: Vec::new(),
         }
     }
 

@@ -48,6 +48,7 @@ impl AgentClient for ReadyAgent {
             memory_limit_bytes: None,
             last_error: None,
             cluster_running: None,
+            alarms: Vec::new(),
         })
     }
 }

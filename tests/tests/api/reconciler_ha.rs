@@ -70,6 +70,7 @@ impl AgentClient for NodeAgents {
                 memory_limit_bytes: None,
                 last_error: None,
                 cluster_running: None,
+                alarms: Vec::new(),
             }),
             Answer::Unreachable => anyhow::bail!("connection refused"),
         }

@@ -1,0 +1,6 @@
+//! Observation of running brokers: what the control plane pulls from every node's agent
+//! besides health (metrics, logs), on its own schedule and never in a request.
+//!
+//! [`targets`] finds the agents to ask; the collectors that use it live next to it.
+
+pub mod targets;
