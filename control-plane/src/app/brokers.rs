@@ -448,11 +448,32 @@ pub fn describe_view(
             }
         })
         .collect();
+    // Engine alarms are named per node with Amazon MQ's codes; other trouble is one
+    // BROKER_UNHEALTHY with the reconciler's reason.
+    let alarms: Vec<views::ActionRequired> = layout
+        .nodes
+        .iter()
+        .flat_map(|plan| {
+            let stored = d.nodes.iter().find(|n| n.node == plan.index as i32);
+            stored
+                .map(|n| n.alarms())
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |alarm| views::ActionRequired {
+                    action_required_code: alarm.code,
+                    action_required_info: format!(
+                        "Node {} ({}): {}",
+                        plan.index, plan.zone, alarm.message
+                    ),
+                })
+        })
+        .collect();
     let actions_required = match (state, &row.state_reason) {
         (BrokerState::CreationFailed, Some(reason)) => vec![views::ActionRequired {
             action_required_code: "CREATION_FAILED".into(),
             action_required_info: reason.clone(),
         }],
+        (BrokerState::CriticalActionRequired, _) if !alarms.is_empty() => alarms,
         (BrokerState::CriticalActionRequired, Some(reason)) => vec![views::ActionRequired {
             action_required_code: "BROKER_UNHEALTHY".into(),
             action_required_info: reason.clone(),

@@ -4,7 +4,7 @@
 //! and writes only when something changed, so a steady broker costs no write. Rows are
 //! created on first observation; a node without a row has simply not been seen yet.
 
-use agent_contract::EngineState;
+use agent_contract::{EngineAlarm, EngineState};
 
 use super::DataStore;
 use crate::domain::BrokerId;
@@ -20,6 +20,8 @@ pub struct NodeRow {
     pub cluster_running: Option<sqlx::types::Json<Vec<String>>>,
     pub reported_at: Option<chrono::DateTime<chrono::Utc>>,
     pub unreachable_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Engine alarms of the last report, as stored (see [`NodeRow::alarms`]).
+    pub alarms: serde_json::Value,
 }
 
 impl NodeRow {
@@ -27,6 +29,15 @@ impl NodeRow {
     pub fn state(&self) -> Option<EngineState> {
         let text = self.engine_state.as_deref()?;
         serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+    }
+
+    /// The engine alarms the node last reported while it answers; unreadable JSON reads
+    /// as none (nothing stored can break a request).
+    pub fn alarms(&self) -> Vec<EngineAlarm> {
+        if self.unreachable_since.is_some() {
+            return Vec::new();
+        }
+        serde_json::from_value(self.alarms.clone()).unwrap_or_default()
     }
 
     /// The engine state as far as it is known now: none while the agent does not answer.
@@ -45,6 +56,7 @@ pub enum NodeObservation {
         state: EngineState,
         last_error: Option<String>,
         cluster_running: Option<Vec<String>>,
+        alarms: Vec<EngineAlarm>,
     },
     /// The agent did not answer (the error).
     Unreachable(String),
@@ -74,7 +86,7 @@ impl DataStore {
 
     pub async fn broker_nodes(&self, id: &BrokerId) -> Result<Vec<NodeRow>, Error> {
         sqlx::query_as(
-            "SELECT node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since \
+            "SELECT node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since, alarms \
              FROM broker_nodes WHERE broker_id = $1 ORDER BY node",
         )
         .bind(id.as_str())
@@ -100,25 +112,28 @@ impl DataStore {
                 state,
                 last_error,
                 cluster_running,
+                alarms,
             } => sqlx::query_as(
-                "INSERT INTO broker_nodes (broker_id, node, zone, engine_state, last_error, cluster_running, reported_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, now()) \
+                "INSERT INTO broker_nodes (broker_id, node, zone, engine_state, last_error, cluster_running, reported_at, alarms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, now(), $7) \
                  ON CONFLICT (broker_id, node) DO UPDATE SET zone = EXCLUDED.zone, engine_state = EXCLUDED.engine_state, \
                    last_error = EXCLUDED.last_error, cluster_running = EXCLUDED.cluster_running, \
-                   reported_at = now(), unreachable_since = NULL \
+                   reported_at = now(), unreachable_since = NULL, alarms = EXCLUDED.alarms \
                  WHERE broker_nodes.engine_state IS DISTINCT FROM EXCLUDED.engine_state \
                     OR broker_nodes.last_error IS DISTINCT FROM EXCLUDED.last_error \
                     OR broker_nodes.cluster_running IS DISTINCT FROM EXCLUDED.cluster_running \
+                    OR broker_nodes.alarms IS DISTINCT FROM EXCLUDED.alarms \
                     OR broker_nodes.zone IS DISTINCT FROM EXCLUDED.zone \
                     OR broker_nodes.unreachable_since IS NOT NULL \
-                 RETURNING node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since",
+                 RETURNING node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since, alarms",
             )
             .bind(id.as_str())
             .bind(node)
             .bind(zone)
             .bind(state_text(*state))
             .bind(last_error.as_deref())
-            .bind(cluster_running.clone().map(sqlx::types::Json)),
+            .bind(cluster_running.clone().map(sqlx::types::Json))
+            .bind(sqlx::types::Json(alarms.clone())),
             NodeObservation::Unreachable(why) => sqlx::query_as(
                 "INSERT INTO broker_nodes (broker_id, node, zone, last_error, unreachable_since) \
                  VALUES ($1, $2, $3, $4, now()) \
@@ -126,7 +141,7 @@ impl DataStore {
                    unreachable_since = COALESCE(broker_nodes.unreachable_since, now()) \
                  WHERE broker_nodes.unreachable_since IS NULL \
                     OR broker_nodes.last_error IS DISTINCT FROM EXCLUDED.last_error \
-                 RETURNING node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since",
+                 RETURNING node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since, alarms",
             )
             .bind(id.as_str())
             .bind(node)
@@ -140,7 +155,7 @@ impl DataStore {
         match written {
             Some(row) => Ok(row),
             None => sqlx::query_as(
-                "SELECT node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since \
+                "SELECT node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since, alarms \
                  FROM broker_nodes WHERE broker_id = $1 AND node = $2",
             )
             .bind(id.as_str())

@@ -145,6 +145,8 @@ pub struct Assessment {
     pub failed: Vec<(u32, String)>,
     /// Why the broker is not formed, for state reasons (empty when formed).
     pub detail: String,
+    /// Engine alarms the answering nodes raised, in node order.
+    pub alarms: Vec<(u32, agent_contract::EngineAlarm)>,
 }
 
 /// One node's report, as the reconciler got it.
@@ -223,11 +225,17 @@ pub fn assess(layout: &Layout, reports: &[NodeReport<'_>]) -> Assessment {
         }
         parts.join("; ")
     };
+    let alarms = reports
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().ok().map(|h| (*n, h)))
+        .flat_map(|(n, h)| h.alarms.iter().map(move |a| (n, a.clone())))
+        .collect();
     Assessment {
         serving,
         formed,
         failed,
         detail,
+        alarms,
     }
 }
 

@@ -11,6 +11,7 @@
 //!   the first user is the administrator);
 //! - the configuration format (default revision and sanitizer).
 
+use agent_contract::metrics::names as m;
 use agent_contract::ports;
 
 use super::{DeploymentMode, EngineType, StorageType, Username};
@@ -111,6 +112,44 @@ pub struct UserRules {
     pub managed_by_api: bool,
 }
 
+/// How a chart's values read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartUnit {
+    Count,
+    Percent,
+    Bytes,
+    PerSecond,
+}
+
+/// One chart of the broker page: Amazon MQ metric names drawn as lines (broker-level
+/// values of every node), with an optional metric drawn as the limit.
+#[derive(Debug)]
+pub struct ChartSpec {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub unit: ChartUnit,
+    /// (metric name, line label).
+    pub lines: &'static [(&'static str, &'static str)],
+    pub limit: Option<(&'static str, &'static str)>,
+}
+
+
+const fn chart(
+    id: &'static str,
+    title: &'static str,
+    unit: ChartUnit,
+    lines: &'static [(&'static str, &'static str)],
+    limit: Option<(&'static str, &'static str)>,
+) -> ChartSpec {
+    ChartSpec {
+        id,
+        title,
+        unit,
+        lines,
+        limit,
+    }
+}
+
 /// Everything engine-specific the control plane needs.
 #[derive(Debug)]
 pub struct EngineProfile {
@@ -130,6 +169,8 @@ pub struct EngineProfile {
     pub config: ConfigFormat,
     /// Amazon MQ offers audit logs for this engine.
     pub audit_logs: bool,
+    /// The charts of the console's broker page.
+    pub dashboard: &'static [ChartSpec],
 }
 
 /// Protocol name of the agent's API port (one per node, never a client endpoint).
@@ -201,6 +242,60 @@ static RABBITMQ: EngineProfile = EngineProfile {
     },
     config: ConfigFormat::RabbitmqConf,
     audit_logs: false,
+    dashboard: &[
+        chart(
+            "depth",
+            "Queue depth",
+            ChartUnit::Count,
+            &[
+                (m::MESSAGE_READY_COUNT, "ready"),
+                (m::MESSAGE_UNACKNOWLEDGED_COUNT, "unacked"),
+            ],
+            None,
+        ),
+        chart(
+            "rates",
+            "Message rates",
+            ChartUnit::PerSecond,
+            &[
+                (m::PUBLISH_RATE, "publish"),
+                (m::CONFIRM_RATE, "confirm"),
+                (m::ACK_RATE, "ack"),
+            ],
+            None,
+        ),
+        chart(
+            "connections",
+            "Connections",
+            ChartUnit::Count,
+            &[
+                (m::CONNECTION_COUNT, "connections"),
+                (m::CONSUMER_COUNT, "consumers"),
+            ],
+            None,
+        ),
+        chart(
+            "cpu",
+            "CPU",
+            ChartUnit::Percent,
+            &[(m::SYSTEM_CPU_UTILIZATION, "cpu")],
+            None,
+        ),
+        chart(
+            "memory",
+            "Memory",
+            ChartUnit::Bytes,
+            &[(m::MEMORY_USED, "working set"), (m::RABBITMQ_MEM_USED, "RabbitMQ")],
+            Some((m::RABBITMQ_MEM_LIMIT, "watermark")),
+        ),
+        chart(
+            "disk",
+            "Disk free",
+            ChartUnit::Bytes,
+            &[(m::RABBITMQ_DISK_FREE, "free")],
+            Some((m::RABBITMQ_DISK_FREE_LIMIT, "alarm at")),
+        ),
+    ],
 };
 
 static ACTIVEMQ: EngineProfile = EngineProfile {
@@ -243,6 +338,57 @@ static ACTIVEMQ: EngineProfile = EngineProfile {
     },
     config: ConfigFormat::ActivemqXml,
     audit_logs: true,
+    dashboard: &[
+        chart(
+            "depth",
+            "Messages",
+            ChartUnit::Count,
+            &[(m::TOTAL_MESSAGE_COUNT, "pending")],
+            None,
+        ),
+        chart(
+            "clients",
+            "Clients",
+            ChartUnit::Count,
+            &[
+                (m::CURRENT_CONNECTIONS_COUNT, "connections"),
+                (m::TOTAL_CONSUMER_COUNT, "consumers"),
+                (m::TOTAL_PRODUCER_COUNT, "producers"),
+            ],
+            None,
+        ),
+        chart(
+            "cpu",
+            "CPU",
+            ChartUnit::Percent,
+            &[(m::CPU_UTILIZATION, "cpu")],
+            None,
+        ),
+        chart(
+            "heap",
+            "Heap",
+            ChartUnit::Percent,
+            &[(m::HEAP_USAGE, "heap used")],
+            None,
+        ),
+        chart(
+            "memory",
+            "Memory",
+            ChartUnit::Bytes,
+            &[(m::MEMORY_USED, "working set")],
+            Some((m::MEMORY_LIMIT, "limit")),
+        ),
+        chart(
+            "store",
+            "Store",
+            ChartUnit::Percent,
+            &[
+                (m::STORE_PERCENT_USAGE, "store"),
+                (m::TEMP_PERCENT_USAGE, "temp"),
+            ],
+            None,
+        ),
+    ],
 };
 
 /// The profile of `engine`.

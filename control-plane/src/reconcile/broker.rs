@@ -293,6 +293,29 @@ impl BrokerReconciler {
         let id = row.broker_id();
         if a.serving {
             self.store.broker_mark_healthy(&id).await?;
+            if !a.alarms.is_empty() {
+                // An engine alarm (memory, disk, OOM kill) needs the operator now, not
+                // after `unhealthy_after`: publishers are blocked or a process died.
+                let reason = a
+                    .alarms
+                    .iter()
+                    .map(|(n, alarm)| format!("node {n}: {}: {}", alarm.code, alarm.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if self
+                    .store
+                    .broker_transition(
+                        &id,
+                        &[BrokerState::Running],
+                        BrokerState::CriticalActionRequired,
+                        Some(&reason),
+                    )
+                    .await?
+                {
+                    tracing::warn!(broker = %id, reason, "engine alarm: broker needs attention");
+                }
+                return Ok(true);
+            }
             if a.formed
                 && self
                     .store
@@ -489,6 +512,7 @@ impl BrokerReconciler {
                     state: h.state,
                     last_error: h.last_error.clone(),
                     cluster_running: h.cluster_running.clone(),
+                    alarms: h.alarms.clone(),
                 },
                 Err(e) => NodeObservation::Unreachable(e.clone()),
             };
@@ -595,6 +619,7 @@ impl BrokerReconciler {
                             silent.as_millis()
                         )),
                         cluster_running: None,
+                        alarms: Vec::new(),
                     },
                 )
                 .await?;
@@ -711,6 +736,7 @@ impl BrokerReconciler {
                         state: EngineState::Starting,
                         last_error: None,
                         cluster_running: None,
+                        alarms: Vec::new(),
                     },
                 )
                 .await

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_contract::{AgentSpec, Engine, EngineState, HealthReport};
+use agent_contract::{alarm_codes, AgentSpec, Engine, EngineAlarm, EngineState, HealthReport};
 use async_trait::async_trait;
 use berth::agent_client::AgentClient;
 use berth::app::brokers::{broker_create, broker_delete};
@@ -573,9 +573,14 @@ async fn with_auto_minor_upgrade_the_window_rolls_a_broker_onto_a_rebuilt_image(
 #[derive(Default)]
 struct ScriptedAgent {
     report: std::sync::Mutex<Option<(EngineState, Option<String>)>>,
+    alarms: std::sync::Mutex<Vec<EngineAlarm>>,
 }
 
 impl ScriptedAgent {
+    fn set_alarms(&self, alarms: Vec<EngineAlarm>) {
+        *self.alarms.lock().unwrap() = alarms;
+    }
+
     fn set(&self, state: EngineState, last_error: Option<&str>) {
         *self.report.lock().unwrap() = Some((state, last_error.map(str::to_owned)));
     }
@@ -598,8 +603,54 @@ impl AgentClient for ScriptedAgent {
             report.state = state;
             report.last_error = error;
         }
+        report.alarms = self.alarms.lock().unwrap().clone();
         Ok(report)
     }
+}
+
+#[tokio::test]
+async fn an_engine_alarm_makes_the_broker_critical_at_once_with_its_code_per_node() {
+    let agent = Arc::new(ScriptedAgent::default());
+    let h = harness_with(agent.clone()).await;
+    let id = h.create("alarmed").await;
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+    let describe = || async {
+        let d = berth::app::brokers::broker_describe(&h.ctx, &h.caller, id.as_str())
+            .await
+            .unwrap();
+        berth::app::brokers::describe_view(&h.ctx, &d).unwrap()
+    };
+    assert!(describe().await.actions_required.is_empty());
+    agent.set_alarms(vec![EngineAlarm {
+        code: alarm_codes::RABBITMQ_MEMORY_ALARM.into(),
+        message: "memory used 900 MB of a 800 MB high watermark: publishers are blocked".into(),
+    }]);
+    // One pass: an alarm does not wait for `unhealthy_after`.
+    h.rec.step(&id).await.unwrap();
+    let row = h.row(&id).await;
+    assert_eq!(row.state, "CRITICAL_ACTION_REQUIRED");
+    assert!(
+        row.state_reason.as_deref().unwrap().contains("RABBITMQ_MEMORY_ALARM"),
+        "{:?}",
+        row.state_reason
+    );
+    let view = describe().await;
+    assert_eq!(view.actions_required.len(), 1, "{:?}", view.actions_required);
+    let action = &view.actions_required[0];
+    assert_eq!(action.action_required_code, "RABBITMQ_MEMORY_ALARM");
+    assert!(
+        action.action_required_info.starts_with("Node 0 (us-east-1a): memory used 900 MB"),
+        "{}",
+        action.action_required_info
+    );
+    // A steady alarm writes nothing new and keeps the state.
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("CRITICAL_ACTION_REQUIRED"));
+    agent.set_alarms(Vec::new());
+    h.rec.step(&id).await.unwrap();
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+    assert!(describe().await.actions_required.is_empty());
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 
 mod assets;
 mod brokers;
+pub mod charts;
 mod identity;
 mod login;
 mod snippets;
