@@ -29,7 +29,8 @@
 //! written ([`EngineDriver::stage_users`]: JAAS reads them when it becomes active), and
 //! its only TLS listener is the agent's `wss` bridge
 //! ([`EngineDriver::standby_tls_endpoints`]). Nothing the driver writes lives on the
-//! data volume, so two nodes sharing it cannot clobber each other's files. WebSocket clients
+//! data volume, so two nodes sharing it cannot clobber each other's files (the agent's
+//! log store there is per node: `berth-logs/node-<index>`, see [`crate::logstore`]). WebSocket clients
 //! are served by the agent's [`ws_bridge`] (Debian does not build ActiveMQ's `ws`
 //! transport). AMQP 1.0 is not offered: Debian does not build `activemq-amqp`, and an
 //! unknown connector scheme would stop the broker.
@@ -403,6 +404,27 @@ impl ActivemqDriver {
         })
     }
 
+    /// A statistics session as the internal user, with the broker's statistics map.
+    async fn broker_stats(
+        &self,
+    ) -> Result<
+        (
+            destinations::Stomp,
+            String,
+            std::collections::BTreeMap<String, serde_json::Value>,
+        ),
+        DestinationError,
+    > {
+        let (mut stomp, reply) = destinations::stats_session(
+            self.stomp_addr,
+            &self.internal.username,
+            &self.internal.password,
+        )
+        .await?;
+        let broker = destinations::broker_stats(&mut stomp, &reply).await?;
+        Ok((stomp, reply, broker))
+    }
+
     /// Log in with the internal user (the probe).
     async fn login(&self) -> anyhow::Result<()> {
         probe::stomp_login(
@@ -531,13 +553,7 @@ impl EngineDriver for ActivemqDriver {
         _spec: &'a AgentSpec,
     ) -> BoxFuture<'a, anyhow::Result<Vec<agent_contract::metrics::Sample>>> {
         Box::pin(async move {
-            let (mut stomp, reply) = destinations::stats_session(
-                self.stomp_addr,
-                &self.internal.username,
-                &self.internal.password,
-            )
-            .await?;
-            let broker = destinations::broker_stats(&mut stomp, &reply).await?;
+            let (mut stomp, reply, broker) = self.broker_stats().await?;
             let queues =
                 destinations::list_maps(&mut stomp, DestinationKind::Queue, &reply).await?;
             let topics =
@@ -570,13 +586,7 @@ impl EngineDriver for ActivemqDriver {
         _spec: &'a AgentSpec,
     ) -> BoxFuture<'a, anyhow::Result<Vec<agent_contract::EngineAlarm>>> {
         Box::pin(async move {
-            let (mut stomp, reply) = destinations::stats_session(
-                self.stomp_addr,
-                &self.internal.username,
-                &self.internal.password,
-            )
-            .await?;
-            let broker = destinations::broker_stats(&mut stomp, &reply).await?;
+            let (stomp, _, broker) = self.broker_stats().await?;
             stomp.close().await;
             Ok(metrics::store_alarm(&broker).into_iter().collect())
         })
