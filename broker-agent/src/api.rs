@@ -20,6 +20,13 @@
 //!   409 unless the engine is Ready (a standby serves nothing), 502 when the engine
 //!   fails or answers something unexpected.
 //!
+//! - `GET /metrics` → a [`MetricsReport`](agent_contract::metrics::MetricsReport) sampled
+//!   now ([`crate::metrics`]; always 200: engine failures are in `engine_error`);
+//! - `GET /logs?stream=general|audit&after=N&limit=M` → a
+//!   [`LogPage`](agent_contract::logs::LogPage) (`stream` required, `after` default 0,
+//!   `limit` 1..=[`MAX_LOG_PAGE`](agent_contract::logs::MAX_LOG_PAGE), default the
+//!   maximum): 400 for a bad parameter, 404 when the agent keeps no logs.
+//!
 //! Every request, including unknown routes, must carry `Authorization: Bearer <token>`
 //! with the spec's `agent_token` (compared in constant time); otherwise 401 without any
 //! detail, so the API reveals nothing to a caller without the token.
@@ -35,6 +42,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
+use agent_contract::logs::{LogStream, MAX_LOG_PAGE};
 use agent_contract::{DestinationKind, DestinationName, EngineState, TestMessage, MAX_PEEK};
 
 use crate::context::{Agent, UpdateError};
@@ -46,6 +54,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/spec", put(put_spec))
+        .route("/metrics", get(metrics))
+        .route("/logs", get(logs))
         .route("/destinations", get(list_destinations))
         .route("/destinations/{kind}/{name}/send", post(send_message))
         .route("/destinations/{kind}/{name}/peek", post(peek))
@@ -76,6 +86,58 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
+    Json(crate::metrics::report(&agent).await).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LogsQuery {
+    stream: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// The parameters of `GET /logs`, or why not.
+fn logs_params(q: &LogsQuery) -> Result<(LogStream, u64, usize), String> {
+    let stream = q
+        .stream
+        .as_deref()
+        .and_then(LogStream::parse)
+        .ok_or("stream must be general or audit")?;
+    let after = match q.after.as_deref() {
+        None => 0,
+        Some(a) => a
+            .parse::<u64>()
+            .map_err(|_| "after must be a sequence number")?,
+    };
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => MAX_LOG_PAGE,
+        Some(Ok(n)) if (1..=MAX_LOG_PAGE).contains(&n) => n,
+        Some(_) => return Err(format!("limit must be a number from 1 to {MAX_LOG_PAGE}")),
+    };
+    Ok((stream, after, limit))
+}
+
+async fn logs(State(agent): State<Arc<Agent>>, Query(query): Query<LogsQuery>) -> Response {
+    let (stream, after, limit) = match logs_params(&query) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    if agent.logs().is_none() {
+        return error(StatusCode::NOT_FOUND, "this agent keeps no logs".into());
+    }
+    // Reading a segment is file I/O: off the async threads.
+    match tokio::task::spawn_blocking(move || agent.logs().map(|s| s.page(stream, after, limit)))
+        .await
+    {
+        Ok(Some(page)) => Json(page).into_response(),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the logs failed".into(),
+        ),
+    }
 }
 
 async fn put_spec(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
@@ -281,6 +343,66 @@ mod tests {
         let report: HealthReport = serde_json::from_slice(&body).unwrap();
         assert_eq!(report.broker_id, "b-1234");
         assert_eq!(report.state, EngineState::Starting);
+    }
+
+    #[tokio::test]
+    async fn metrics_and_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _) = test_agent(dir.path());
+        let app = router(agent.clone());
+        let (status, _, _) = call(&app, "GET", "/metrics", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body, _) = call(&app, "GET", "/metrics", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let report: agent_contract::metrics::MetricsReport = serde_json::from_slice(&body).unwrap();
+        assert_eq!(report.broker_id, "b-1234");
+        assert!(report.engine_error.unwrap().contains("not ready"));
+        // no store
+        let (status, _, _) = call(&app, "GET", "/logs?stream=general", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let store = Arc::new(crate::logstore::LogStore::open(&dir.path().join("logs")).unwrap());
+        let (agent, _) = test_agent(dir.path());
+        let agent = Arc::new(
+            Arc::try_unwrap(agent)
+                .ok()
+                .unwrap()
+                .with_log_store(store.clone()),
+        );
+        agent
+            .engine_output()
+            .push(format!("hello with the agent token {TOKEN}").as_bytes());
+        agent.engine_output().push(b"second");
+        agent.engine_output().end_batch();
+        let app = router(agent);
+        for uri in [
+            "/logs",
+            "/logs?stream=nope",
+            "/logs?stream=general&after=-1",
+            "/logs?stream=general&limit=0",
+            "/logs?stream=general&limit=1001",
+        ] {
+            let (status, _, _) = call(&app, "GET", uri, Some(TOKEN), None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        }
+        let (status, body, _) = call(
+            &app,
+            "GET",
+            "/logs?stream=general&after=0&limit=1",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let page: agent_contract::logs::LogPage = serde_json::from_slice(&body).unwrap();
+        assert_eq!((page.first_seq, page.last_seq), (1, 2));
+        assert_eq!(page.lines.len(), 1);
+        assert!(
+            !page.lines[0].message.contains(TOKEN),
+            "{}",
+            page.lines[0].message
+        );
+        assert_eq!(page.epoch, store.epoch());
     }
 
     #[tokio::test]

@@ -51,9 +51,11 @@ use agent_contract::{AgentSpec, EngineSpec, EngineState, HealthReport, TlsMateri
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::containerstats::ContainerSampler;
 use crate::engine::diagnosis::{self, Diagnosis};
 use crate::engine::{self, EngineDriver, LiveChange, TlsEndpoint};
 use crate::enginelog::EngineOutput;
+use crate::logstore::LogStore;
 use crate::specfile;
 use crate::state::AgentState;
 use crate::supervisor::{Control, KillRequest, ProcessSpec, RestartRequest};
@@ -114,6 +116,10 @@ pub struct Agent {
     renewal: RenewalTimeouts,
     /// The engine's output of the current run (the supervisor writes it).
     output: EngineOutput,
+    /// The container's metrics (keeps the previous CPU reading).
+    pub container: ContainerSampler,
+    /// The engine's stored logs (`GET /logs`), if the agent keeps them.
+    logs: Option<Arc<LogStore>>,
 }
 
 impl Agent {
@@ -132,7 +138,23 @@ impl Agent {
             control_rx: Mutex::new(Some(control_rx)),
             renewal: RenewalTimeouts::default(),
             output: EngineOutput::default(),
+            container: ContainerSampler::default(),
+            logs: None,
         }
+    }
+
+    /// Keep the engine's output in `store` too (and mask every secret the agent knows
+    /// there).
+    pub fn with_log_store(mut self, store: Arc<LogStore>) -> Agent {
+        store.set_secrets(self.secrets());
+        self.output = EngineOutput::with_store(store.clone(), self.driver.audit_log_prefix());
+        self.logs = Some(store);
+        self
+    }
+
+    /// The engine's stored logs, if kept.
+    pub fn logs(&self) -> Option<&LogStore> {
+        self.logs.as_deref()
     }
 
     /// Other time limits for certificate renewals (tests).
@@ -382,6 +404,9 @@ impl Agent {
         specfile::persist(&self.spec_path, &persisted)
             .map_err(|e| UpdateError::Failed(format!("cannot persist the spec: {e:#}")))?;
         *self.spec.write().unwrap_or_else(|e| e.into_inner()) = merged.clone();
+        if let Some(logs) = &self.logs {
+            logs.set_secrets(self.secrets());
+        }
         let names: Vec<&str> = merged.users.iter().map(|u| u.username.as_str()).collect();
         tracing::info!(users = ?names, "spec updated through the API");
         if !deferred.is_empty() {

@@ -9,10 +9,20 @@
 //! current engine run ([`EngineOutput::begin_run`] empties it before every start).
 //! Nothing here is sent anywhere by itself: the excerpt that reaches the health report
 //! is chosen and scrubbed of secrets by the agent.
+//!
+//! With a [`LogStore`] ([`EngineOutput::with_store`]) every line is also stored for
+//! `GET /logs` (cleaned and masked by the store), flushed once per read from the pipe.
+//! Lines starting with the driver's audit prefix
+//! ([`EngineDriver::audit_log_prefix`](crate::engine::EngineDriver::audit_log_prefix))
+//! go, without the prefix, to the `audit` stream and not into the ring.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
+
+use agent_contract::logs::LogStream;
+
+use crate::logstore::LogStore;
 
 /// Lines kept per engine run.
 pub const CAPACITY: usize = 256;
@@ -100,12 +110,16 @@ pub fn strip_ansi(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 #[derive(Debug, Clone)]
 pub struct EngineOutput {
     ring: Arc<Mutex<LineRing>>,
+    store: Option<Arc<LogStore>>,
+    audit_prefix: Option<&'static str>,
 }
 
 impl Default for EngineOutput {
     fn default() -> Self {
         EngineOutput {
             ring: Arc::new(Mutex::new(LineRing::new(CAPACITY, MAX_LINE))),
+            store: None,
+            audit_prefix: None,
         }
     }
 }
@@ -120,8 +134,37 @@ impl EngineOutput {
         self.lock().clear();
     }
 
+    /// Output that is also kept in `store`; lines starting with `audit_prefix` are the
+    /// audit stream's.
+    pub fn with_store(store: Arc<LogStore>, audit_prefix: Option<&'static str>) -> Self {
+        EngineOutput {
+            store: Some(store),
+            audit_prefix,
+            ..EngineOutput::default()
+        }
+    }
+
     pub fn push(&self, line: &[u8]) {
-        self.lock().push(line);
+        let audit = self
+            .audit_prefix
+            .and_then(|p| line.strip_prefix(p.as_bytes()));
+        match (audit, &self.store) {
+            (Some(rest), Some(store)) => store.push(LogStream::Audit, rest),
+            (Some(_), None) => {}
+            (None, store) => {
+                self.lock().push(line);
+                if let Some(store) = store {
+                    store.push(LogStream::General, line);
+                }
+            }
+        }
+    }
+
+    /// The end of a batch of lines: stored lines are written out.
+    pub fn end_batch(&self) {
+        if let Some(store) = &self.store {
+            store.flush();
+        }
     }
 
     /// The lines of the current run, oldest first.
@@ -163,11 +206,13 @@ pub fn forward(mut pipe: impl Read, output: &EngineOutput, mut sink: impl Write)
             piece.push(b'\n');
             emit(&piece, &mut sink);
         }
+        output.end_batch();
     }
     if !pending.is_empty() {
         pending.push(b'\n');
         emit(&pending, &mut sink);
     }
+    output.end_batch();
 }
 
 /// Start a thread that [`forward`]s `pipe` to the agent's stdout.
@@ -267,6 +312,25 @@ mod tests {
         let lines = output.lines();
         assert!(lines.len() >= 2);
         assert!(lines.iter().all(|l| l.len() <= MAX_LINE));
+    }
+
+    #[test]
+    fn lines_reach_the_store_and_audit_lines_their_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LogStore::open(dir.path()).unwrap());
+        let output = EngineOutput::with_store(store.clone(), Some("AUDIT| "));
+        let input: &[u8] = b"\x1b[1mstarted\x1b[0m\nAUDIT| admin removed queue q\nlast";
+        let mut sink = Vec::new();
+        forward(input, &output, &mut sink);
+        // stdout still gets everything
+        assert!(String::from_utf8_lossy(&sink).contains("AUDIT| admin"));
+        assert_eq!(output.lines(), ["started", "last"]);
+        let general = store.page(LogStream::General, 0, 10);
+        let msgs: Vec<&str> = general.lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(msgs, ["started", "last"]);
+        let audit = store.page(LogStream::Audit, 0, 10);
+        assert_eq!(audit.lines[0].message, "admin removed queue q");
+        assert_eq!(audit.lines[0].seq, 1);
     }
 
     #[test]

@@ -18,13 +18,21 @@
 //!   [`cgroup`] (the container's memory limit), [`fsutil`] (files that hold secrets),
 //!   [`enginelog`] (the engine's console output: forwarded, and its last lines kept),
 //!   [`tlsutil`] (rustls configs from the spec's PEM, which certificate a port serves).
+//! - Observability: [`metrics`] (`GET /metrics`: [`containerstats`] for the container,
+//!   the driver for the engine), [`logstore`] (the engine's logs on the data volume for
+//!   `GET /logs`, filled by [`enginelog`]), [`alarms`] (engine alarms in the health
+//!   report, checked by the monitor).
 
+pub mod alarms;
 pub mod api;
 pub mod cgroup;
+pub mod containerstats;
 pub mod context;
 pub mod engine;
 pub mod enginelog;
 pub mod fsutil;
+pub mod logstore;
+pub mod metrics;
 pub mod monitor;
 pub mod reaper;
 pub mod run;

@@ -23,6 +23,9 @@
 //!   would never take over otherwise. The supervisor restarts it with backoff like any
 //!   crash, and it comes back as the standby. Single nodes are never killed.
 //!
+//! **Alarms**: after every step the monitor lets [`AlarmWatch`] check the engine alarms
+//! if the last check is [`MonitorConfig::alarms`] (15 s) old (see [`crate::alarms`]).
+//!
 //! The monitor knows only the [`EngineDriver`](crate::engine::EngineDriver) trait
 //! (through the shared [`Agent`] context), never a particular engine.
 
@@ -32,6 +35,7 @@ use agent_contract::{EngineState, Topology};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::alarms::AlarmWatch;
 use crate::context::Agent;
 
 /// Cadence of [`monitor`].
@@ -51,6 +55,8 @@ pub struct MonitorConfig {
     pub hung_after: Duration,
     /// Pause after a failed user reconciliation.
     pub retry_after_error: Duration,
+    /// Engine alarms are checked at most this often.
+    pub alarms: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -62,6 +68,7 @@ impl Default for MonitorConfig {
             liveness_timeout: Duration::from_secs(1),
             hung_after: Duration::from_secs(3),
             retry_after_error: Duration::from_secs(2),
+            alarms: crate::alarms::CHECK_EVERY,
         }
     }
 }
@@ -86,8 +93,10 @@ pub async fn monitor(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut answered: Option<Answered> = None;
+    let mut alarms = AlarmWatch::new(config.alarms);
     loop {
         let delay = step(&agent, &config, &mut answered).await;
+        alarms.maybe_check(&agent).await;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return,
@@ -290,7 +299,33 @@ mod tests {
             liveness_timeout: Duration::from_millis(20),
             hung_after: Duration::from_millis(100),
             retry_after_error: Duration::from_millis(20),
+            alarms: Duration::from_millis(30),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn engine_alarms_reach_the_health_report_while_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, driver) = test_agent(dir.path());
+        *driver.alarms.lock().unwrap() = vec![agent_contract::EngineAlarm {
+            code: agent_contract::alarm_codes::RABBITMQ_MEMORY_ALARM.into(),
+            message: "memory alarm: 900 of 800 bytes".into(),
+        }];
+        agent.state.engine_started(false);
+        let (_tx, rx) = watch::channel(false);
+        tokio::spawn(monitor(agent.clone(), fast_monitor(), rx));
+        // not Ready: the engine is not asked
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(agent.state.report().alarms.is_empty());
+        driver.probe_ok.store(true, Ordering::SeqCst);
+        wait_for(|| agent.state.report().alarms.len() == 1).await;
+        assert_eq!(
+            agent.state.report().alarms[0].code,
+            agent_contract::alarm_codes::RABBITMQ_MEMORY_ALARM
+        );
+        // cleared by the engine: gone at the next check
+        driver.alarms.lock().unwrap().clear();
+        wait_for(|| agent.state.report().alarms.is_empty()).await;
     }
 
     #[tokio::test(start_paused = true)]

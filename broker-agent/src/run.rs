@@ -11,6 +11,9 @@
 //! forwards SIGTERM to the engine and waits for it, sidecars stop, leftover processes
 //! are terminated.
 //!
+//! The engine's logs are kept in a [`LogStore`] under the driver's data directory when
+//! it can be opened (see [`crate::logstore`]).
+//!
 //! This is the only module that knows every other one; nothing imports it.
 
 use std::net::SocketAddr;
@@ -25,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::context::Agent;
 use crate::engine;
+use crate::logstore::{self, LogStore};
 use crate::monitor::{self, MonitorConfig};
 use crate::reaper::{self, Reaper};
 use crate::specfile;
@@ -88,7 +92,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("hooking SIGINT")?;
 
     let driver = engine::driver_for(&spec)?;
-    let agent = Arc::new(Agent::new(spec, settings.spec_path.clone(), driver.clone()));
+    let store_dir = driver
+        .data_dir()
+        .map(|d| logstore::store_dir(&d, spec.node.index));
+    let mut agent = Agent::new(spec, settings.spec_path.clone(), driver.clone());
+    // A store that cannot be opened costs the logs API, not the broker.
+    match store_dir.map(|d| (LogStore::open(&d), d)) {
+        Some((Ok(store), dir)) => {
+            tracing::info!(dir = %dir.display(), epoch = store.epoch(), "engine logs kept");
+            agent = agent.with_log_store(Arc::new(store));
+        }
+        Some((Err(e), dir)) => {
+            tracing::warn!(dir = %dir.display(), error = %format!("{e:#}"), "engine logs not kept")
+        }
+        None => {}
+    }
+    let agent = Arc::new(agent);
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

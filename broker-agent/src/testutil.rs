@@ -117,6 +117,8 @@ pub(crate) struct FakeDriver {
     pub closed_engine_tls: Mutex<Option<std::net::SocketAddr>>,
     /// What `cluster_running` answers.
     pub cluster_members: Mutex<Option<Vec<String>>>,
+    /// What `engine_alarms` answers.
+    pub alarms: Mutex<Vec<agent_contract::EngineAlarm>>,
 }
 
 /// The fake engine's output line that says it waits for the shared store's lock, and
@@ -142,6 +144,12 @@ pub(crate) async fn tls_test_server(switch: Arc<TlsSwitch>) -> std::net::SocketA
 impl EngineDriver for FakeDriver {
     fn engine(&self) -> Engine {
         Engine::Rabbitmq
+    }
+    fn engine_alarms<'a>(
+        &'a self,
+        _spec: &'a AgentSpec,
+    ) -> crate::engine::BoxFuture<'a, anyhow::Result<Vec<agent_contract::EngineAlarm>>> {
+        Box::pin(async move { Ok(self.alarms.lock().unwrap().clone()) })
     }
     fn prepare(&self, _spec: &AgentSpec) -> anyhow::Result<Prepared> {
         Ok(Prepared {

@@ -19,6 +19,14 @@
 //! management API, ActiveMQ's STOMP with the statistics plugin and queue browsers);
 //! the API asks only while the engine is Ready. Failures are a [`DestinationError`].
 //!
+//! Observability ([`crate::metrics`], [`crate::alarms`]): the driver names the CPU
+//! metric its engine reports ([`EngineDriver::cpu_metric_name`]), says where the
+//! engine's data lives ([`EngineDriver::data_dir`]: disk metrics, the log store),
+//! samples the engine ([`EngineDriver::engine_metrics`], asked only while Ready, within
+//! the request's time limit), reads the engine's own alarms
+//! ([`EngineDriver::engine_alarms`], from the monitor at most every 15 s) and marks its
+//! audit log lines in the console output ([`EngineDriver::audit_log_prefix`]).
+//!
 //! Listener rule shared by both drivers: the TLS listeners (ports in
 //! [`agent_contract::ports`]) exist when the spec carries TLS material; the plaintext
 //! listeners bind every interface when `spec.plaintext`, and otherwise only the
@@ -28,12 +36,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use agent_contract::metrics::{names, Sample};
 use agent_contract::{
-    AgentSpec, Destination, DestinationKind, DestinationName, Engine, EngineSpec, PeekedMessage,
-    TestMessage, TlsMaterial,
+    AgentSpec, Destination, DestinationKind, DestinationName, Engine, EngineAlarm, EngineSpec,
+    PeekedMessage, TestMessage, TlsMaterial,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -220,6 +230,38 @@ pub trait EngineDriver: Send + Sync + 'static {
                 "not offered by this engine".into(),
             ))
         })
+    }
+    /// Amazon MQ's name of the container CPU metric for this engine.
+    fn cpu_metric_name(&self) -> &'static str {
+        names::CPU_UTILIZATION
+    }
+    /// The engine's data directory (disk metrics; the log store lives under it).
+    /// `None` (the default): the engine has none.
+    fn data_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// One sample of the engine's own metrics (see [`agent_contract::metrics`]); asked
+    /// only while Ready. The default has none.
+    fn engine_metrics<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<Sample>>> {
+        let _ = spec;
+        Box::pin(async { anyhow::bail!("no engine metrics for this engine") })
+    }
+    /// The alarms the engine raises right now (memory, disk, store full …); asked while
+    /// Ready, at most every few seconds. The default has none.
+    fn engine_alarms<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<EngineAlarm>>> {
+        let _ = spec;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// The prefix the engine's console output puts before an audit log line (see
+    /// [`crate::enginelog`]); `None` (the default): no audit log.
+    fn audit_log_prefix(&self) -> Option<&'static str> {
+        None
     }
     /// The container's memory limit right now.
     fn current_memory_limit(&self) -> Option<u64> {

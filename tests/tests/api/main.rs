@@ -2,6 +2,7 @@
 //! RabbitMQ, real AMQP client.
 
 mod activemq;
+mod agent_observability;
 mod amqp;
 mod auth;
 mod brokers;

@@ -349,7 +349,8 @@ pub fn parse_xstream_map(body: &[u8]) -> Result<BTreeMap<String, Value>, String>
     Ok(out)
 }
 
-fn number(map: &BTreeMap<String, Value>, key: &str) -> u64 {
+/// A statistics map's counter `key` (0 when missing or not a number).
+pub fn number(map: &BTreeMap<String, Value>, key: &str) -> u64 {
     match map.get(key) {
         Some(Value::Number(n)) => n
             .as_u64()
@@ -401,51 +402,18 @@ pub fn destination_from_stats(
     })
 }
 
-/// Every destination of `kind`, from the statistics plugin.
-pub async fn list(
-    stomp: &mut Stomp,
-    kind: DestinationKind,
-    reply: &str,
-) -> Result<Vec<Destination>, DestinationError> {
-    let query = format!("/{}/ActiveMQ.Statistics.Destination.>", kind.as_str());
-    stomp
-        .with_receipt(
-            "SEND",
-            vec![
-                ("destination", query),
-                ("reply-to", reply.to_owned()),
-                (END_WITH_NULL, "true".into()),
-            ],
-            b"",
-        )
-        .await?;
-    let mut out = Vec::new();
-    loop {
-        let frame = match tokio::time::timeout(QUIET, stomp.read()).await {
-            Ok(f) => f?,
-            Err(_) => break,
-        };
-        if frame.command != "MESSAGE" {
-            continue;
-        }
-        let map = parse_xstream_map(&frame.body)
-            .map_err(|e| failed(stomp.addr, format!("unexpected statistics message: {e}")))?;
-        if !map.contains_key("destinationName") {
-            break; // the end marker
-        }
-        out.extend(destination_from_stats(&map, kind));
-    }
-    Ok(out)
-}
+/// The reply queue of a statistics session.
+const STATS_REPLY: &str = "/temp-queue/berth-stats";
 
-/// Queues and topics, sorted by kind and name.
-pub async fn list_all(
+/// Log in and subscribe to the statistics plugin's replies (see [`list_maps`],
+/// [`broker_stats`]); returns the session and its reply destination.
+pub async fn stats_session(
     addr: SocketAddr,
     login: &str,
     passcode: &str,
-) -> Result<Vec<Destination>, DestinationError> {
+) -> Result<(Stomp, String), DestinationError> {
     let mut stomp = Stomp::connect(addr, login, passcode).await?;
-    let reply = "/temp-queue/berth-stats".to_owned();
+    let reply = STATS_REPLY.to_owned();
     stomp
         .with_receipt(
             "SUBSCRIBE",
@@ -458,6 +426,93 @@ pub async fn list_all(
             b"",
         )
         .await?;
+    Ok((stomp, reply))
+}
+
+/// Ask the statistics plugin at `query` (replies to `reply`) and collect the maps that
+/// come back: until the end marker (or [`QUIET`]) with `end_with_null`, else the first
+/// one (a broker query answers with one map).
+async fn ask(
+    stomp: &mut Stomp,
+    query: String,
+    reply: &str,
+    end_with_null: bool,
+) -> Result<Vec<BTreeMap<String, Value>>, DestinationError> {
+    let mut headers = vec![("destination", query), ("reply-to", reply.to_owned())];
+    if end_with_null {
+        headers.push((END_WITH_NULL, "true".into()));
+    }
+    stomp.with_receipt("SEND", headers, b"").await?;
+    let mut out = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(QUIET, stomp.read()).await {
+            Ok(f) => f?,
+            Err(_) => break,
+        };
+        if frame.command != "MESSAGE" {
+            continue;
+        }
+        let map = parse_xstream_map(&frame.body)
+            .map_err(|e| failed(stomp.addr, format!("unexpected statistics message: {e}")))?;
+        if end_with_null && !map.contains_key("destinationName") {
+            break; // the end marker
+        }
+        out.push(map);
+        if !end_with_null {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The statistics map of every destination of `kind` (internal ones included; see
+/// [`destination_from_stats`]).
+pub async fn list_maps(
+    stomp: &mut Stomp,
+    kind: DestinationKind,
+    reply: &str,
+) -> Result<Vec<BTreeMap<String, Value>>, DestinationError> {
+    let query = format!("/{}/ActiveMQ.Statistics.Destination.>", kind.as_str());
+    ask(stomp, query, reply, true).await
+}
+
+/// The broker's statistics map (`ActiveMQ.Statistics.Broker`).
+pub async fn broker_stats(
+    stomp: &mut Stomp,
+    reply: &str,
+) -> Result<BTreeMap<String, Value>, DestinationError> {
+    let maps = ask(
+        stomp,
+        "/queue/ActiveMQ.Statistics.Broker".into(),
+        reply,
+        false,
+    )
+    .await?;
+    maps.into_iter()
+        .next()
+        .ok_or_else(|| failed(stomp.addr, "no broker statistics within the time limit"))
+}
+
+/// Every destination of `kind`, from the statistics plugin.
+pub async fn list(
+    stomp: &mut Stomp,
+    kind: DestinationKind,
+    reply: &str,
+) -> Result<Vec<Destination>, DestinationError> {
+    Ok(list_maps(stomp, kind, reply)
+        .await?
+        .iter()
+        .filter_map(|m| destination_from_stats(m, kind))
+        .collect())
+}
+
+/// Queues and topics, sorted by kind and name.
+pub async fn list_all(
+    addr: SocketAddr,
+    login: &str,
+    passcode: &str,
+) -> Result<Vec<Destination>, DestinationError> {
+    let (mut stomp, reply) = stats_session(addr, login, passcode).await?;
     let mut all = list(&mut stomp, DestinationKind::Queue, &reply).await?;
     all.extend(list(&mut stomp, DestinationKind::Topic, &reply).await?);
     stomp.close().await;

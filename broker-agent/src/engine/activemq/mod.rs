@@ -9,7 +9,10 @@
 //! - `login.config`, `users.properties`, `groups.properties` ([`jaas`]): the spec's users
 //!   and the agent's internal probe user, re-read by JAAS on the next login, so
 //!   [`EngineDriver::reconcile_users`] applies users live by rewriting them;
-//! - `log4j.properties`: the broker logs to stdout, i.e. `docker logs`;
+//! - `log4j.properties`: the broker logs to stdout, i.e. `docker logs`; its audit log
+//!   (`-Dorg.apache.activemq.audit=true`: management operations, logger
+//!   `org.apache.activemq.audit`) goes to stdout too through its own appender, each line
+//!   prefixed with [`AUDIT_PREFIX`], which the agent stores as the `audit` stream;
 //! - with TLS material, `broker.p12` ([`keystore`]) for the `ssl://`, `stomp+ssl://` and
 //!   `mqtt+ssl://` connectors.
 //!
@@ -26,7 +29,8 @@
 //! written ([`EngineDriver::stage_users`]: JAAS reads them when it becomes active), and
 //! its only TLS listener is the agent's `wss` bridge
 //! ([`EngineDriver::standby_tls_endpoints`]). Nothing the driver writes lives on the
-//! data volume, so two nodes sharing it cannot clobber each other's files. WebSocket clients
+//! data volume, so two nodes sharing it cannot clobber each other's files (the agent's
+//! log store there is per node: `berth-logs/node-<index>`, see [`crate::logstore`]). WebSocket clients
 //! are served by the agent's [`ws_bridge`] (Debian does not build ActiveMQ's `ws`
 //! transport). AMQP 1.0 is not offered: Debian does not build `activemq-amqp`, and an
 //! unknown connector scheme would stop the broker.
@@ -58,8 +62,10 @@ use crate::supervisor::ProcessSpec;
 
 pub mod destinations;
 pub mod diagnose;
+pub mod hsperf;
 pub mod jaas;
 pub mod keystore;
+pub mod metrics;
 pub mod probe;
 pub mod standby;
 pub mod ws_bridge;
@@ -92,7 +98,16 @@ log4j.appender.console=org.apache.log4j.ConsoleAppender
 log4j.appender.console.Target=System.out
 log4j.appender.console.layout=org.apache.log4j.PatternLayout
 log4j.appender.console.layout.ConversionPattern=%d{ISO8601} | %-5p | %m | %c | %t%n
+log4j.logger.org.apache.activemq.audit=INFO, audit
+log4j.additivity.org.apache.activemq.audit=false
+log4j.appender.audit=org.apache.log4j.ConsoleAppender
+log4j.appender.audit.Target=System.out
+log4j.appender.audit.layout=org.apache.log4j.PatternLayout
+log4j.appender.audit.layout.ConversionPattern=berth-audit | %d{ISO8601} | %-5p | %m | %t%n
 ";
+
+/// What the audit appender puts before each audit line (see [`LOG4J_PROPERTIES`]).
+pub const AUDIT_PREFIX: &str = "berth-audit | ";
 
 /// JVM flags Debian's `/usr/bin/activemq` passes on Java > 8.
 pub const JAVA_MODULE_FLAGS: &[&str] = &[
@@ -224,6 +239,7 @@ pub fn java_process(paths: &AmqPaths, heap: &[String]) -> ProcessSpec {
         format!("-Djava.io.tmpdir={}", paths.tmp_dir.display()),
         format!("-Djava.security.auth.login.config={conf}/login.config"),
         format!("-Dlog4j.configuration=file:{conf}/log4j.properties"),
+        "-Dorg.apache.activemq.audit=true".into(),
     ]);
     args.extend(JAVA_MODULE_FLAGS.iter().map(|s| s.to_string()));
     args.extend([
@@ -388,6 +404,27 @@ impl ActivemqDriver {
         })
     }
 
+    /// A statistics session as the internal user, with the broker's statistics map.
+    async fn broker_stats(
+        &self,
+    ) -> Result<
+        (
+            destinations::Stomp,
+            String,
+            std::collections::BTreeMap<String, serde_json::Value>,
+        ),
+        DestinationError,
+    > {
+        let (mut stomp, reply) = destinations::stats_session(
+            self.stomp_addr,
+            &self.internal.username,
+            &self.internal.password,
+        )
+        .await?;
+        let broker = destinations::broker_stats(&mut stomp, &reply).await?;
+        Ok((stomp, reply, broker))
+    }
+
     /// Log in with the internal user (the probe).
     async fn login(&self) -> anyhow::Result<()> {
         probe::stomp_login(
@@ -498,6 +535,60 @@ impl EngineDriver for ActivemqDriver {
                 tracing::info!("WebSocket bridge (wss) serves the renewed certificate");
             }
             Ok(keystore_change(previous, tls))
+        })
+    }
+
+    fn data_dir(&self) -> Option<PathBuf> {
+        Some(self.paths.data_dir.clone())
+    }
+
+    fn audit_log_prefix(&self) -> Option<&'static str> {
+        Some(AUDIT_PREFIX)
+    }
+
+    /// See [`metrics`]: one statistics session (broker, queues, topics), the JVM's
+    /// heap and the connection tables.
+    fn engine_metrics<'a>(
+        &'a self,
+        _spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<agent_contract::metrics::Sample>>> {
+        Box::pin(async move {
+            let (mut stomp, reply, broker) = self.broker_stats().await?;
+            let queues =
+                destinations::list_maps(&mut stomp, DestinationKind::Queue, &reply).await?;
+            let topics =
+                destinations::list_maps(&mut stomp, DestinationKind::Topic, &reply).await?;
+            stomp.close().await;
+            let mut d = metrics::Destinations::default();
+            d.add(&queues, DestinationKind::Queue);
+            d.add(&topics, DestinationKind::Topic);
+            let mut out = d.into_samples();
+            out.extend(metrics::broker_samples(&broker));
+            out.push(metrics::current_connections(std::path::Path::new(
+                "/proc/net",
+            )));
+            let perf_dir = self.paths.tmp_dir.join(format!("hsperfdata_{ENGINE_USER}"));
+            match hsperf::heap_percent(&perf_dir, std::path::Path::new("/proc")) {
+                Ok(pct) => out.push(agent_contract::metrics::Sample::new(
+                    agent_contract::metrics::names::HEAP_USAGE,
+                    pct,
+                    agent_contract::metrics::Unit::Percent,
+                )),
+                Err(e) => tracing::debug!(error = %e, "no heap figure"),
+            }
+            Ok(out)
+        })
+    }
+
+    /// ACTIVEMQ_STORE_FULL from the broker's statistics (one STOMP session).
+    fn engine_alarms<'a>(
+        &'a self,
+        _spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<agent_contract::EngineAlarm>>> {
+        Box::pin(async move {
+            let (stomp, _, broker) = self.broker_stats().await?;
+            stomp.close().await;
+            Ok(metrics::store_alarm(&broker).into_iter().collect())
         })
     }
 

@@ -6,6 +6,7 @@
 //! - [`conf`]: rendering the config files;
 //! - [`ctl`]: `rabbitmqctl` (user reconciliation, watermark);
 //! - [`mgmt`]: cluster membership from the management API;
+//! - [`metrics`]: `GET /metrics` and the memory/disk alarms from the management API;
 //! - [`probe`]: the AMQP handshake readiness probe and the quiet liveness helpers.
 //!
 //! **Cluster nodes** (`spec.node.topology == Cluster`, RabbitMQ 4.x; CLUSTER_MULTI_AZ):
@@ -46,6 +47,7 @@ pub mod conf;
 pub mod ctl;
 pub mod destinations;
 pub mod diagnose;
+pub mod metrics;
 pub mod mgmt;
 pub mod probe;
 
@@ -310,6 +312,11 @@ fn bad_answer(e: String) -> DestinationError {
     DestinationError::Failed(anyhow::anyhow!("management API: unexpected answer: {e}"))
 }
 
+/// Upper bound of one management request of `GET /metrics` (three per report).
+const METRICS_TIMEOUT: Duration = Duration::from_millis(1400);
+/// Largest queue list read for metrics (columns only: ~150 bytes a queue).
+const MAX_METRICS_ANSWER: usize = 4 * 1024 * 1024;
+
 /// Upper bound of one [`EngineDriver::cluster_running`] call.
 const CLUSTER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -366,6 +373,22 @@ impl RabbitDriver {
         body: Option<&[u8]>,
         max: usize,
     ) -> Result<Vec<u8>, DestinationError> {
+        self.mgmt_with(Some(spec), method, path, body, max, DESTINATIONS_TIMEOUT)
+            .await
+    }
+
+    /// [`mgmt`](Self::mgmt) within `timeout` per attempt; without `spec` a 401 is not
+    /// repaired (a metrics request must stay short: the monitor's alarm checks put the
+    /// user in place).
+    async fn mgmt_with(
+        &self,
+        spec: Option<&AgentSpec>,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, DestinationError> {
         let monitor = self
             .monitor
             .as_ref()
@@ -378,18 +401,18 @@ impl RabbitDriver {
                 body,
                 &monitor.name,
                 &monitor.password,
-                DESTINATIONS_TIMEOUT,
+                timeout,
                 max,
             )
         };
         let first = call().await;
-        let result = match first {
-            Err(mgmt::MgmtError::Status { code: 401, .. }) => {
+        let result = match (first, spec) {
+            (Err(mgmt::MgmtError::Status { code: 401, .. }), Some(spec)) => {
                 {
                     let _guard = self.monitor_lock.lock().await;
                     // Another request may have created it meanwhile.
                     if let Err(mgmt::MgmtError::Status { code: 401, .. }) = call().await {
-                        tracing::info!("creating the monitoring user for the destinations API");
+                        tracing::info!("creating the monitoring user for the management API");
                         self.ctl
                             .reconcile_users(spec, Some(monitor))
                             .await
@@ -398,12 +421,19 @@ impl RabbitDriver {
                 }
                 call().await
             }
-            other => other,
+            (other, _) => other,
         };
         result.map_err(|e| match e {
             mgmt::MgmtError::Status { code: 404, status } => DestinationError::NotFound(status),
             other => DestinationError::Failed(other.into()),
         })
+    }
+
+    /// A short GET of the metrics (no 401 repair), its body.
+    async fn metrics_get(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        Ok(self
+            .mgmt_with(None, "GET", path, None, MAX_METRICS_ANSWER, METRICS_TIMEOUT)
+            .await?)
     }
 
     /// `setpriv … rabbitmq-server`, with the engine environment.
@@ -542,6 +572,57 @@ impl EngineDriver for RabbitDriver {
 
     fn secrets(&self) -> Vec<String> {
         self.monitor.iter().map(|m| m.password.clone()).collect()
+    }
+
+    fn cpu_metric_name(&self) -> &'static str {
+        agent_contract::metrics::names::SYSTEM_CPU_UTILIZATION
+    }
+
+    fn data_dir(&self) -> Option<PathBuf> {
+        Some(self.paths.data_dir.clone())
+    }
+
+    /// See [`metrics`]: the overview, this node and the queues, asked at once.
+    fn engine_metrics<'a>(
+        &'a self,
+        _spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<agent_contract::metrics::Sample>>> {
+        Box::pin(async move {
+            let node = metrics::node_path(&self.ctl.node);
+            let (overview, node, queues) = tokio::join!(
+                self.metrics_get(metrics::OVERVIEW_PATH),
+                self.metrics_get(&node),
+                self.metrics_get(metrics::QUEUES_PATH),
+            );
+            let mut out = metrics::parse_overview(&overview?).map_err(anyhow::Error::msg)?;
+            out.extend(metrics::node_samples(
+                &metrics::parse_node(&node?).map_err(anyhow::Error::msg)?,
+            ));
+            out.extend(metrics::parse_queues(&queues?).map_err(anyhow::Error::msg)?);
+            Ok(out)
+        })
+    }
+
+    /// The memory and disk alarms of this node (one request; puts the monitoring user
+    /// in place if the node lacks it).
+    fn engine_alarms<'a>(
+        &'a self,
+        spec: &'a AgentSpec,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<agent_contract::EngineAlarm>>> {
+        Box::pin(async move {
+            let body = self
+                .mgmt_with(
+                    Some(spec),
+                    "GET",
+                    &metrics::node_path(&self.ctl.node),
+                    None,
+                    MAX_ANSWER,
+                    METRICS_TIMEOUT,
+                )
+                .await?;
+            let node = metrics::parse_node(&body).map_err(anyhow::Error::msg)?;
+            Ok(metrics::node_alarms(&node))
+        })
     }
 
     fn destinations<'a>(
