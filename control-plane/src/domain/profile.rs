@@ -133,7 +133,6 @@ pub struct ChartSpec {
     pub limit: Option<(&'static str, &'static str)>,
 }
 
-
 const fn chart(
     id: &'static str,
     title: &'static str,
@@ -285,7 +284,10 @@ static RABBITMQ: EngineProfile = EngineProfile {
             "memory",
             "Memory",
             ChartUnit::Bytes,
-            &[(m::MEMORY_USED, "working set"), (m::RABBITMQ_MEM_USED, "RabbitMQ")],
+            &[
+                (m::MEMORY_USED, "working set"),
+                (m::RABBITMQ_MEM_USED, "RabbitMQ"),
+            ],
             Some((m::RABBITMQ_MEM_LIMIT, "watermark")),
         ),
         chart(

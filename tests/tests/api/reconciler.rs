@@ -631,22 +631,35 @@ async fn an_engine_alarm_makes_the_broker_critical_at_once_with_its_code_per_nod
     let row = h.row(&id).await;
     assert_eq!(row.state, "CRITICAL_ACTION_REQUIRED");
     assert!(
-        row.state_reason.as_deref().unwrap().contains("RABBITMQ_MEMORY_ALARM"),
+        row.state_reason
+            .as_deref()
+            .unwrap()
+            .contains("RABBITMQ_MEMORY_ALARM"),
         "{:?}",
         row.state_reason
     );
     let view = describe().await;
-    assert_eq!(view.actions_required.len(), 1, "{:?}", view.actions_required);
+    assert_eq!(
+        view.actions_required.len(),
+        1,
+        "{:?}",
+        view.actions_required
+    );
     let action = &view.actions_required[0];
     assert_eq!(action.action_required_code, "RABBITMQ_MEMORY_ALARM");
     assert!(
-        action.action_required_info.starts_with("Node 0 (us-east-1a): memory used 900 MB"),
+        action
+            .action_required_info
+            .starts_with("Node 0 (us-east-1a): memory used 900 MB"),
         "{}",
         action.action_required_info
     );
     // A steady alarm writes nothing new and keeps the state.
     h.rec.step(&id).await.unwrap();
-    assert_eq!(h.state(&id).await.as_deref(), Some("CRITICAL_ACTION_REQUIRED"));
+    assert_eq!(
+        h.state(&id).await.as_deref(),
+        Some("CRITICAL_ACTION_REQUIRED")
+    );
     agent.set_alarms(Vec::new());
     h.rec.step(&id).await.unwrap();
     assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
