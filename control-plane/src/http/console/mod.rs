@@ -13,6 +13,7 @@ mod assets;
 mod brokers;
 mod identity;
 mod login;
+mod logs;
 mod snippets;
 
 use askama::Template;
@@ -54,6 +55,7 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/console/brokers/{id}", get(brokers::page))
         .route("/console/brokers/{id}/state", get(brokers::state_json))
+        .route("/console/brokers/{id}/logs", get(logs::page))
         .route("/console/brokers/{id}/{action}", post(brokers::action))
         .route(
             "/console/access-keys",
