@@ -235,6 +235,20 @@ async fn create_with_logs(app: &TestApp, name: &str, logs: Value) -> String {
     app.create_broker(&body).await
 }
 
+/// An app on `rt` with `tweak`, and one RabbitMQ broker collecting its general log: the
+/// agent, the app, the broker id and its node's agent base URL.
+async fn one_broker(
+    rt: Arc<FakeRuntime>,
+    name: &str,
+    tweak: impl FnOnce(&mut berth::config::Settings),
+) -> (Arc<LogAgent>, TestApp, String, String) {
+    let agent = Arc::new(LogAgent::default());
+    let app = app_on(rt, agent.clone(), tweak).await;
+    let id = create_with_logs(&app, name, json!({"general": true})).await;
+    let base = bases(&app, &id).await.remove(0);
+    (agent, app, id, base)
+}
+
 fn pair_broker(name: &str, logs: Value) -> Value {
     let mut body = activemq_broker(
         name,
@@ -254,10 +268,7 @@ async fn pass(c: &LogCollector) -> PassReport {
 #[tokio::test]
 async fn lines_arrive_in_order_once_across_passes_and_a_restart() {
     let rt = runtime();
-    let agent = Arc::new(LogAgent::default());
-    let mut app = app_on(rt.clone(), agent.clone(), |_| {}).await;
-    let id = create_with_logs(&app, "ordered", json!({"general": true})).await;
-    let base = bases(&app, &id).await.remove(0);
+    let (agent, mut app, id, base) = one_broker(rt.clone(), "ordered", |_| {}).await;
 
     agent.push(&base, LogStream::General, &lines("line", 1..=7));
     let r = pass(&collector(&app)).await;
@@ -295,10 +306,8 @@ async fn lines_arrive_in_order_once_across_passes_and_a_restart() {
 
 #[tokio::test]
 async fn the_collector_task_runs_when_turned_on() {
-    let agent = Arc::new(LogAgent::default());
-    let app = app_on(runtime(), agent.clone(), |s| s.logs_interval_ms = 100).await;
-    let id = create_with_logs(&app, "scheduled", json!({"general": true})).await;
-    let base = bases(&app, &id).await.remove(0);
+    let (agent, app, id, base) =
+        one_broker(runtime(), "scheduled", |s| s.logs_interval_ms = 100).await;
     agent.push(&base, LogStream::General, &lines("tick", 1..=5));
     wait_until(Duration::from_secs(20), || async {
         messages(&get_logs(&app, &id, "").await.1).len() == 5
@@ -319,10 +328,7 @@ async fn the_collector_task_runs_when_turned_on() {
 
 #[tokio::test]
 async fn a_new_epoch_starts_over_and_dropped_lines_are_counted() {
-    let agent = Arc::new(LogAgent::default());
-    let app = app_on(runtime(), agent.clone(), |_| {}).await;
-    let id = create_with_logs(&app, "epochs", json!({"general": true})).await;
-    let base = bases(&app, &id).await.remove(0);
+    let (agent, app, id, base) = one_broker(runtime(), "epochs", |_| {}).await;
     let c = collector(&app);
 
     agent.push(&base, LogStream::General, &lines("old", 1..=5));
@@ -488,10 +494,7 @@ async fn search_filters_pages_and_tail() {
 
 #[tokio::test]
 async fn bad_parameters_are_400s_and_other_accounts_see_nothing() {
-    let agent = Arc::new(LogAgent::default());
-    let app = app_on(runtime(), agent.clone(), |_| {}).await;
-    let id = create_with_logs(&app, "guarded", json!({"general": true})).await;
-    let base = bases(&app, &id).await.remove(0);
+    let (agent, app, id, base) = one_broker(runtime(), "guarded", |_| {}).await;
     agent.push(&base, LogStream::General, &lines("secret-ish", 1..=2));
     pass(&collector(&app)).await;
 
@@ -524,26 +527,16 @@ async fn bad_parameters_are_400s_and_other_accounts_see_nothing() {
     assert_eq!(get_logs(&app, &id, "maxResults=1000").await.0, 200);
     assert_eq!(get_logs(&app, "b-nope", "").await.0, 404);
 
+    let url = format!("{}/v1/berth/brokers/{id}/logs", app.address);
     let other = app.signer_for_account("111122223333").await;
-    let resp = other
-        .send(
-            &app.http,
-            reqwest::Method::GET,
-            &format!("{}/v1/berth/brokers/{id}/logs", app.address),
-            None,
-        )
-        .await;
-    assert_eq!(resp.status(), 404);
+    let get_as = |signer: berth_tests::Signer| {
+        let (http, url) = (app.http.clone(), url.clone());
+        async move { signer.send(&http, reqwest::Method::GET, &url, None).await }
+    };
+    assert_eq!(get_as(other).await.status(), 404);
     // Every role of the broker's own account reads them.
     let viewer = app.signer_with_role("000000000000", Role::Viewer).await;
-    let resp = viewer
-        .send(
-            &app.http,
-            reqwest::Method::GET,
-            &format!("{}/v1/berth/brokers/{id}/logs", app.address),
-            None,
-        )
-        .await;
+    let resp = get_as(viewer).await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(messages(&v).len(), 2);
@@ -632,10 +625,7 @@ async fn retention_keeps_each_brokers_newest_lines_and_drops_old_ones() {
 
 #[tokio::test]
 async fn the_console_logs_page_escapes_lines_and_pages_back() {
-    let agent = Arc::new(LogAgent::default());
-    let app = app_on(runtime(), agent.clone(), |_| {}).await;
-    let id = create_with_logs(&app, "console-logs", json!({"general": true})).await;
-    let base = bases(&app, &id).await.remove(0);
+    let (agent, app, id, base) = one_broker(runtime(), "console-logs", |_| {}).await;
     agent.push(&base, LogStream::General, &lines("filler", 1..=104));
     agent.push(
         &base,
