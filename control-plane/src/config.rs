@@ -84,6 +84,12 @@ pub struct Settings {
     /// `login_failure_window_secs`; more are answered 429 with `Retry-After`.
     pub login_max_failures: usize,
     pub login_failure_window_secs: u64,
+    /// How often engine logs are collected from every node's agent (0: never).
+    pub logs_interval_ms: u64,
+    /// Collected log lines older than this are removed.
+    pub logs_max_age_hours: u64,
+    /// Most collected log lines kept per broker (the oldest go first).
+    pub logs_max_lines: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -120,6 +126,9 @@ impl std::fmt::Debug for Settings {
             .field("session_max_lifetime_secs", &self.session_max_lifetime_secs)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_failure_window_secs", &self.login_failure_window_secs)
+            .field("logs_interval_ms", &self.logs_interval_ms)
+            .field("logs_max_age_hours", &self.logs_max_age_hours)
+            .field("logs_max_lines", &self.logs_max_lines)
             .finish()
     }
 }
@@ -159,6 +168,9 @@ impl Default for Settings {
             session_max_lifetime_secs: 12 * 3600,
             login_max_failures: 5,
             login_failure_window_secs: 5 * 60,
+            logs_interval_ms: 10_000,
+            logs_max_age_hours: 24 * 14,
+            logs_max_lines: 200_000,
         }
     }
 }
@@ -246,6 +258,10 @@ impl Settings {
         anyhow::ensure!(
             self.login_max_failures > 0 && self.login_failure_window_secs > 0,
             "login_max_failures and login_failure_window_secs must be positive"
+        );
+        anyhow::ensure!(
+            self.logs_max_age_hours > 0 && self.logs_max_lines > 0,
+            "logs_max_age_hours and logs_max_lines must be positive"
         );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(

@@ -31,6 +31,8 @@ pub struct Application {
     port: u16,
     server: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
+    /// The log collector (none when `logs_interval_ms` is 0).
+    log_collector: Option<JoinHandle<()>>,
     cancel: CancellationToken,
     /// The embedded Postgres this process started, stopped by `run_until_stopped` (none
     /// when external, already running, or `keep_database_running`).
@@ -119,6 +121,13 @@ impl Application {
 
         let mut app = app_context(&settings, store, secrets, nudger, agent)?;
         app.ca_pem = ca.cert_pem().into();
+        let log_collector = (settings.logs_interval_ms > 0).then(|| {
+            let collector = crate::observe::logs::LogCollector::for_context(
+                &app,
+                crate::observe::logs::LogCollectorConfig::from_settings(&settings),
+            );
+            tokio::spawn(collector.run(cancel.clone()))
+        });
         let signing_key = crate::http::session::load_signing_key(&app.store, &app.secrets)
             .await
             .context(
@@ -146,6 +155,7 @@ impl Application {
             port,
             server,
             reconciler,
+            log_collector,
             cancel,
             app,
             sessions,
@@ -219,6 +229,9 @@ impl Application {
         let res = self.server.await;
         self.cancel.cancel();
         let _ = self.reconciler.await;
+        if let Some(c) = self.log_collector {
+            let _ = c.await;
+        }
         if let Some(pg) = self.started_pg {
             let _ =
                 tokio::time::timeout(Duration::from_secs(5), self.app.store.pool().close()).await;
@@ -236,6 +249,9 @@ impl Application {
         self.cancel.cancel();
         let _ = self.server.await;
         let _ = self.reconciler.await;
+        if let Some(c) = self.log_collector {
+            let _ = c.await;
+        }
     }
 }
 

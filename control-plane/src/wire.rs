@@ -145,6 +145,11 @@ pub struct EncryptionOptions {
 pub struct LogsSummary {
     pub general: bool,
     pub general_log_group: String,
+    /// ActiveMQ only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log_group: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -331,6 +336,9 @@ pub struct UpdateBrokerRequest {
 #[serde(rename_all = "camelCase")]
 pub struct LogsView {
     pub general: bool,
+    /// ActiveMQ only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

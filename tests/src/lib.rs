@@ -118,6 +118,8 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
         // TLS endpoints as on Amazon MQ, plus the plaintext ones most tests use.
         tls_listeners: true,
         plaintext_listeners: true,
+        // Background collectors stay off; the tests that need one turn it on.
+        logs_interval_ms: 0,
         ..Settings::default()
     }
 }
@@ -431,6 +433,25 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
+    }
+
+    /// Stops the app and starts a new one on the same database, data directory and
+    /// settings (a control-plane restart), with `runtime` and `agent`.
+    pub async fn restart_on(
+        &mut self,
+        runtime: Arc<dyn ContainerRuntime>,
+        agent: Arc<dyn AgentClient>,
+    ) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        let mut settings = self.settings.clone();
+        settings.listen = ([127, 0, 0, 1], 0).into();
+        let app = Application::build_with(settings, runtime, agent)
+            .await
+            .expect("rebuild app");
+        self.address = format!("http://127.0.0.1:{}", app.port());
+        self.app = Some(app);
     }
 
     /// The installation CA certificate (PEM) that signs broker certificates, as Berth

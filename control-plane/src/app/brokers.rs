@@ -118,6 +118,13 @@ fn check_logs(engine: EngineType, logs: &views::LogsInput) -> Result<(), Error> 
     Ok(())
 }
 
+/// `logs.audit` as a broker shows it: a value only where the engine has an audit log.
+fn audit_flag(row: &BrokerRow) -> Result<Option<bool>, Error> {
+    Ok(profile::profile(row.engine()?)
+        .audit_logs
+        .then_some(row.logs_audit))
+}
+
 /// CreateBroker: validate everything, record the desired state, wake the reconciler.
 pub async fn broker_create(
     ctx: &AppContext,
@@ -271,6 +278,7 @@ pub async fn broker_create(
         maintenance_time: time,
         maintenance_time_zone: tz,
         logs_general: logs.general.unwrap_or(false),
+        logs_audit: logs.audit.unwrap_or(false),
         tags: tags.into_inner(),
         creator_request_id: req.creator_request_id,
         agent_token_enc: ctx.secrets.seal(&random_token()),
@@ -501,6 +509,9 @@ pub fn describe_view(
         logs: views::LogsSummary {
             general: row.logs_general,
             general_log_group: format!("/aws/amazonmq/broker/{}/general", row.id),
+            audit: audit_flag(row)?,
+            audit_log_group: audit_flag(row)?
+                .map(|_| format!("/aws/amazonmq/broker/{}/audit", row.id)),
         },
         maintenance_window_start_time: WeeklyStartTime {
             day_of_week: Some(row.maintenance_day.clone()),
@@ -648,6 +659,7 @@ pub async fn broker_update(
     if let Some(logs) = &req.logs {
         check_logs(engine_type, logs)?;
         update.logs_general = logs.general;
+        update.logs_audit = logs.audit;
     }
     if let Some(sg) = &req.security_groups {
         update.security_groups = Some(crate::domain::vpc::security_groups(sg)?);
@@ -679,6 +691,7 @@ pub async fn broker_update(
         host_instance_type: req.host_instance_type,
         logs: views::LogsView {
             general: row.logs_general,
+            audit: audit_flag(&row)?,
         },
         maintenance_window_start_time: WeeklyStartTime {
             day_of_week: Some(row.maintenance_day.clone()),

@@ -9,13 +9,18 @@ const TOKEN: base64::engine::GeneralPurpose = base64::engine::general_purpose::U
 
 /// Page size from `maxResults`: 1–100, `default` when absent.
 pub fn max_results(v: Option<&str>, default: i64) -> Result<i64, Error> {
+    max_results_up_to(v, default, 100)
+}
+
+/// Page size from `maxResults`: 1–`most`, `default` when absent.
+pub fn max_results_up_to(v: Option<&str>, default: i64, most: i64) -> Result<i64, Error> {
     match v {
         None => Ok(default),
         Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=100).contains(&n) => Ok(n),
+            Ok(n) if (1..=most).contains(&n) => Ok(n),
             _ => Err(Error::bad_request(
                 "maxResults",
-                "maxResults must be an integer between 1 and 100.",
+                format!("maxResults must be an integer between 1 and {most}."),
             )),
         },
     }

@@ -45,7 +45,7 @@ const BROKER_COLUMNS: &str = "id, account_id, name, engine_type, engine_version,
      erlang_cookie_enc, created_at, state_changed_at, pending_host_instance_type, \
      pending_engine_version, security_groups, reboot_requested_at, configuration_id, \
      configuration_revision, pending_configuration_id, pending_configuration_revision, \
-     configuration_history, region, subnet_ids";
+     configuration_history, region, subnet_ids, logs_audit";
 
 impl DataStore {
     /// Inserts a broker with its users and pinned host ports, atomically. Ports are
@@ -66,8 +66,8 @@ impl DataStore {
              host_instance_type, storage_type, authentication_strategy, publicly_accessible, \
              auto_minor_version_upgrade, maintenance_day, maintenance_time, maintenance_time_zone, \
              logs_general, tags, creator_request_id, state, agent_token_enc, erlang_cookie_enc, \
-             configuration_id, configuration_revision, region, subnet_ids, security_groups) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)",
+             configuration_id, configuration_revision, region, subnet_ids, security_groups, logs_audit) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)",
         )
         .bind(new.id.as_str())
         .bind(new.scope.account.as_str())
@@ -94,6 +94,7 @@ impl DataStore {
         .bind(new.scope.region.as_str())
         .bind(sqlx::types::Json(&new.subnet_ids))
         .bind(sqlx::types::Json(&new.security_groups))
+        .bind(new.logs_audit)
         .execute(&mut *tx)
         .await;
         if let Err(e) = insert {
@@ -302,6 +303,9 @@ impl DataStore {
         }
         if let Some(v) = u.logs_general {
             q.push(", logs_general = ").push_bind(v);
+        }
+        if let Some(v) = u.logs_audit {
+            q.push(", logs_audit = ").push_bind(v);
         }
         if let Some(v) = &u.security_groups {
             q.push(", security_groups = ")

@@ -25,6 +25,7 @@ pub struct BrokerRow {
     pub maintenance_time: String,
     pub maintenance_time_zone: String,
     pub logs_general: bool,
+    pub logs_audit: bool,
     pub tags: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
     pub creator_request_id: Option<String>,
     pub state: String,
@@ -101,6 +102,7 @@ pub struct BrokerUpdate {
     pub auto_minor_version_upgrade: Option<bool>,
     pub maintenance: Option<(String, String, String)>,
     pub logs_general: Option<bool>,
+    pub logs_audit: Option<bool>,
     pub security_groups: Option<Vec<String>>,
     pub pending_configuration: Option<Option<ConfigurationRef>>,
 }
@@ -130,6 +132,7 @@ pub struct NewBroker {
     pub maintenance_time: String,
     pub maintenance_time_zone: String,
     pub logs_general: bool,
+    pub logs_audit: bool,
     pub tags: std::collections::BTreeMap<String, String>,
     pub creator_request_id: Option<String>,
     pub agent_token_enc: Vec<u8>,

@@ -33,13 +33,13 @@ fn auth_error(e: SigV4Error) -> Error {
 
 /// What a request to `path` with `method` does, for the authorization rules: Berth's
 /// identity routes are [`Action::Admin`] (the audit log [`Action::ReadAudit`]; a
-/// broker's destinations read with safe methods and write otherwise); on the
+/// broker's destinations and logs read with safe methods and write otherwise); on the
 /// Amazon MQ API safe methods read and every other method writes.
 pub fn action_for(method: &Method, path: &str) -> Action {
     if path == "/v1/berth/audit-events" || path.starts_with("/v1/berth/audit-events/") {
         Action::ReadAudit
-    } else if is_destinations_path(path) {
-        // a broker's queues and topics: listing reads, sending and peeking write
+    } else if is_broker_view_path(path) {
+        // a broker's queues and topics (listing reads, sending and peeking write), logs
         if session::is_safe(method) {
             Action::Read
         } else {
@@ -54,14 +54,17 @@ pub fn action_for(method: &Method, path: &str) -> Action {
     }
 }
 
-/// `/v1/berth/brokers/{id}/destinations` and everything below it.
-fn is_destinations_path(path: &str) -> bool {
+/// `/v1/berth/brokers/{id}/destinations` or `…/logs`, and everything below them.
+fn is_broker_view_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix("/v1/berth/brokers/") else {
         return false;
     };
     match rest.split_once('/') {
         Some((id, tail)) => {
-            !id.is_empty() && (tail == "destinations" || tail.starts_with("destinations/"))
+            !id.is_empty()
+                && ["destinations", "logs"]
+                    .iter()
+                    .any(|v| tail == *v || tail.strip_prefix(v).is_some_and(|r| r.starts_with('/')))
         }
         None => false,
     }
@@ -238,6 +241,8 @@ mod tests {
                 "/v1/berth/brokers/b-1/destinations/queue/q/peek",
                 Action::Write,
             ),
+            (Method::GET, "/v1/berth/brokers/b-1/logs", Action::Read),
+            (Method::GET, "/v1/berth/brokers/b-1/logsx", Action::Admin),
             (Method::GET, "/v1/berth/brokers/b-1/other", Action::Admin),
             (
                 Method::GET,

@@ -15,6 +15,7 @@ pub mod docs;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod logs;
 pub mod server;
 pub mod session;
 pub mod sigv4;
@@ -60,6 +61,7 @@ use crate::error::Error;
         (name = "audit", description = "Berth: the audit log of the caller's account (admin, operator)"),
         (name = "console-session", description = "Berth: console sign-in with a session cookie"),
         (name = "destinations", description = "Berth: queues and topics of a broker, read through its agent (list: every role; send, peek: admin, operator)"),
+        (name = "logs", description = "Berth: a broker's collected engine logs, searched and tailed (every role)"),
     )
 )]
 struct ApiDoc;
@@ -75,6 +77,7 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(users::routes())
         .merge(identity::routes())
         .merge(destinations::routes())
+        .merge(logs::routes())
 }
 
 /// The OpenAPI document of the control plane, generated from the code.

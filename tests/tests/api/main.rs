@@ -18,6 +18,7 @@ mod ha_rabbitmq;
 mod hardening;
 mod identity;
 mod lifecycle;
+mod logs;
 mod protocols;
 mod reconciler;
 mod reconciler_ha;

@@ -14,6 +14,7 @@ mod brokers;
 pub mod charts;
 mod identity;
 mod login;
+mod logs;
 mod snippets;
 
 use askama::Template;
@@ -55,6 +56,7 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/console/brokers/{id}", get(brokers::page))
         .route("/console/brokers/{id}/state", get(brokers::state_json))
+        .route("/console/brokers/{id}/logs", get(logs::page))
         .route("/console/brokers/{id}/{action}", post(brokers::action))
         .route(
             "/console/access-keys",
