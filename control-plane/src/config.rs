@@ -84,6 +84,27 @@ pub struct Settings {
     /// `login_failure_window_secs`; more are answered 429 with `Retry-After`.
     pub login_max_failures: usize,
     pub login_failure_window_secs: u64,
+    /// How often alarms are evaluated (`app::alarms`); 0 turns the evaluator off.
+    pub alarm_eval_interval_secs: u64,
+    /// The metrics collector's interval: a RUNNING broker not collected for 3× this
+    /// raises its built-in "metrics collection stopped" alarm.
+    pub metrics_interval_secs: u64,
+    /// How often the webhook worker looks for due deliveries; 0 turns it off.
+    pub webhook_poll_ms: u64,
+    /// Longest a webhook receiver may take to answer one delivery.
+    pub webhook_timeout_ms: u64,
+    /// Most deliveries in flight at once.
+    pub webhook_concurrency: usize,
+    /// Attempts before a delivery is given up (FAILED).
+    pub webhook_max_attempts: u32,
+    /// Retry backoff: base × 2^(attempt-1), at most max.
+    pub webhook_backoff_base_ms: u64,
+    pub webhook_backoff_max_ms: u64,
+    /// How often usage is metered (`app::metering`); 0 turns metering off.
+    pub metering_interval_secs: u64,
+    /// JSON price list (`{"instanceHour": {...}, "storageGbMonth": {...}}`); default:
+    /// built-in us-east-1 list prices.
+    pub price_list_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -120,6 +141,16 @@ impl std::fmt::Debug for Settings {
             .field("session_max_lifetime_secs", &self.session_max_lifetime_secs)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_failure_window_secs", &self.login_failure_window_secs)
+            .field("alarm_eval_interval_secs", &self.alarm_eval_interval_secs)
+            .field("metrics_interval_secs", &self.metrics_interval_secs)
+            .field("webhook_poll_ms", &self.webhook_poll_ms)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("webhook_concurrency", &self.webhook_concurrency)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_backoff_base_ms", &self.webhook_backoff_base_ms)
+            .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
+            .field("metering_interval_secs", &self.metering_interval_secs)
+            .field("price_list_file", &self.price_list_file)
             .finish()
     }
 }
@@ -159,6 +190,16 @@ impl Default for Settings {
             session_max_lifetime_secs: 12 * 3600,
             login_max_failures: 5,
             login_failure_window_secs: 5 * 60,
+            alarm_eval_interval_secs: 60,
+            metrics_interval_secs: 60,
+            webhook_poll_ms: 1000,
+            webhook_timeout_ms: 5000,
+            webhook_concurrency: 8,
+            webhook_max_attempts: 8,
+            webhook_backoff_base_ms: 1000,
+            webhook_backoff_max_ms: 10 * 60 * 1000,
+            metering_interval_secs: 300,
+            price_list_file: None,
         }
     }
 }
@@ -246,6 +287,15 @@ impl Settings {
         anyhow::ensure!(
             self.login_max_failures > 0 && self.login_failure_window_secs > 0,
             "login_max_failures and login_failure_window_secs must be positive"
+        );
+        anyhow::ensure!(
+            self.metrics_interval_secs > 0
+                && self.webhook_timeout_ms > 0
+                && self.webhook_concurrency > 0
+                && self.webhook_max_attempts > 0
+                && self.webhook_backoff_base_ms > 0
+                && self.webhook_backoff_max_ms >= self.webhook_backoff_base_ms,
+            "metrics_interval_secs, webhook_timeout_ms, webhook_concurrency, webhook_max_attempts and webhook_backoff_base_ms must be positive, webhook_backoff_max_ms at least the base"
         );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(

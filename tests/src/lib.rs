@@ -118,6 +118,11 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
         // TLS endpoints as on Amazon MQ, plus the plaintext ones most tests use.
         tls_listeners: true,
         plaintext_listeners: true,
+        // Alarm evaluation, webhook delivery and metering off: the tests that need them
+        // turn them on.
+        alarm_eval_interval_secs: 0,
+        webhook_poll_ms: 0,
+        metering_interval_secs: 0,
         ..Settings::default()
     }
 }

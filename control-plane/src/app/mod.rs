@@ -2,15 +2,18 @@
 //! Handlers parse, call a function here, and render its result.
 
 pub mod accounts;
+pub mod alarms;
 pub mod audit;
 pub mod brokers;
 pub mod catalogue;
 pub mod configurations;
 pub mod destinations;
 pub mod identity;
+pub mod metering;
 pub mod paging;
 pub mod tags;
 pub mod users;
+pub mod webhooks;
 
 use crate::crypto::SecretBox;
 use crate::db::broker::PortPool;

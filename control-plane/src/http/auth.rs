@@ -38,8 +38,9 @@ fn auth_error(e: SigV4Error) -> Error {
 pub fn action_for(method: &Method, path: &str) -> Action {
     if path == "/v1/berth/audit-events" || path.starts_with("/v1/berth/audit-events/") {
         Action::ReadAudit
-    } else if is_destinations_path(path) {
-        // a broker's queues and topics: listing reads, sending and peeking write
+    } else if is_destinations_path(path) || is_monitoring_path(path) {
+        // a broker's queues and topics: listing reads, sending and peeking write; alarms,
+        // webhooks and cost likewise
         if session::is_safe(method) {
             Action::Read
         } else {
@@ -52,6 +53,18 @@ pub fn action_for(method: &Method, path: &str) -> Action {
     } else {
         Action::Write
     }
+}
+
+/// Alarms, webhooks and cost (`app::alarms`, `app::webhooks`, `app::metering`).
+fn is_monitoring_path(path: &str) -> bool {
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    under("/v1/berth/alarms")
+        || under("/v1/berth/webhooks")
+        || under("/v1/berth/cost")
+        || path
+            .strip_prefix("/v1/berth/brokers/")
+            .and_then(|r| r.split_once('/'))
+            .is_some_and(|(id, tail)| !id.is_empty() && tail == "cost")
 }
 
 /// `/v1/berth/brokers/{id}/destinations` and everything below it.
@@ -239,6 +252,17 @@ mod tests {
                 Action::Write,
             ),
             (Method::GET, "/v1/berth/brokers/b-1/other", Action::Admin),
+            (Method::GET, "/v1/berth/alarms", Action::Read),
+            (Method::POST, "/v1/berth/alarms", Action::Write),
+            (Method::DELETE, "/v1/berth/webhooks/wh-1", Action::Write),
+            (
+                Method::GET,
+                "/v1/berth/webhooks/wh-1/deliveries",
+                Action::Read,
+            ),
+            (Method::GET, "/v1/berth/cost", Action::Read),
+            (Method::GET, "/v1/berth/brokers/b-1/cost", Action::Read),
+            (Method::GET, "/v1/berth/alarmsx", Action::Admin),
             (
                 Method::GET,
                 "/v1/berth/brokers//destinations",

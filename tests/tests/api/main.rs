@@ -2,6 +2,7 @@
 //! RabbitMQ, real AMQP client.
 
 mod activemq;
+mod alarms;
 mod amqp;
 mod auth;
 mod brokers;
@@ -10,6 +11,7 @@ mod clients;
 mod compat;
 mod configurations;
 mod console;
+mod cost;
 mod destinations;
 mod docs;
 mod ha_activemq;
