@@ -25,7 +25,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{authorize, Action, AppContext, Caller};
-use crate::db::alarms::{AlarmHistoryRow, AlarmRow, CollectionAge, NewDelivery};
+use crate::db::alarms::{AlarmHistoryRow, AlarmRow, CollectionAge, NewDelivery, Transition};
 use crate::db::DataStore;
 use crate::error::Error;
 
@@ -637,12 +637,14 @@ pub async fn evaluate_all(
             .collect();
         if store
             .alarm_transition(
-                &alarm.id,
-                alarm.state.as_str(),
-                state.as_str(),
-                &reason,
-                now,
-                &account,
+                &Transition {
+                    id: &alarm.id,
+                    account: &account,
+                    old: alarm.state.as_str(),
+                    new: state.as_str(),
+                    reason: &reason,
+                    at: now,
+                },
                 &deliveries,
             )
             .await?

@@ -97,6 +97,17 @@ pub struct CollectionAge {
     pub collected_at: Option<DateTime<Utc>>,
 }
 
+/// An alarm's move from one state to another.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    pub id: &'a str,
+    pub account: &'a str,
+    pub old: &'a str,
+    pub new: &'a str,
+    pub reason: &'a str,
+    pub at: DateTime<Utc>,
+}
+
 /// How a send attempt ended.
 #[derive(Debug, Clone)]
 pub enum DeliveryOutcome {
@@ -192,12 +203,7 @@ impl DataStore {
     /// transition and enqueues `deliveries`, in one transaction. Whether it moved.
     pub async fn alarm_transition(
         &self,
-        id: &str,
-        old: &str,
-        new: &str,
-        reason: &str,
-        at: DateTime<Utc>,
-        account: &str,
+        t: &Transition<'_>,
         deliveries: &[NewDelivery],
     ) -> Result<bool, Error> {
         let mut tx = self
@@ -209,11 +215,11 @@ impl DataStore {
             "UPDATE alarms SET state = $3, state_reason = $4, state_changed_at = $5
              WHERE id = $1 AND state = $2",
         )
-        .bind(id)
-        .bind(old)
-        .bind(new)
-        .bind(reason)
-        .bind(at)
+        .bind(t.id)
+        .bind(t.old)
+        .bind(t.new)
+        .bind(t.reason)
+        .bind(t.at)
         .execute(&mut *tx)
         .await
         .context_internal("alarm transition")?
@@ -226,11 +232,11 @@ impl DataStore {
             "INSERT INTO alarm_history (alarm_id, at, old_state, new_state, reason)
              VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(id)
-        .bind(at)
-        .bind(old)
-        .bind(new)
-        .bind(reason)
+        .bind(t.id)
+        .bind(t.at)
+        .bind(t.old)
+        .bind(t.new)
+        .bind(t.reason)
         .execute(&mut *tx)
         .await
         .context_internal("recording an alarm transition")?;
@@ -243,7 +249,7 @@ impl DataStore {
             .bind(&d.webhook_id)
             .bind(&d.event)
             .bind(&d.body)
-            .bind(account)
+            .bind(t.account)
             .execute(&mut *tx)
             .await
             .context_internal("enqueueing a notification")?;
