@@ -90,6 +90,27 @@ pub struct Settings {
     pub logs_max_age_hours: u64,
     /// Most collected log lines kept per broker (the oldest go first).
     pub logs_max_lines: u64,
+    /// How often alarms are evaluated (`app::alarms`); 0 turns the evaluator off.
+    pub alarm_eval_interval_secs: u64,
+    /// The metrics collector's interval: a RUNNING broker not collected for 3× this
+    /// raises its built-in "metrics collection stopped" alarm.
+    pub metrics_interval_secs: u64,
+    /// How often the webhook worker looks for due deliveries; 0 turns it off.
+    pub webhook_poll_ms: u64,
+    /// Longest a webhook receiver may take to answer one delivery.
+    pub webhook_timeout_ms: u64,
+    /// Most deliveries in flight at once.
+    pub webhook_concurrency: usize,
+    /// Attempts before a delivery is given up (FAILED).
+    pub webhook_max_attempts: u32,
+    /// Retry backoff: base × 2^(attempt-1), at most max.
+    pub webhook_backoff_base_ms: u64,
+    pub webhook_backoff_max_ms: u64,
+    /// How often usage is metered (`app::metering`); 0 turns metering off.
+    pub metering_interval_secs: u64,
+    /// JSON price list (`{"instanceHour": {...}, "storageGbMonth": {...}}`); default:
+    /// built-in us-east-1 list prices.
+    pub price_list_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -129,6 +150,16 @@ impl std::fmt::Debug for Settings {
             .field("logs_interval_ms", &self.logs_interval_ms)
             .field("logs_max_age_hours", &self.logs_max_age_hours)
             .field("logs_max_lines", &self.logs_max_lines)
+            .field("alarm_eval_interval_secs", &self.alarm_eval_interval_secs)
+            .field("metrics_interval_secs", &self.metrics_interval_secs)
+            .field("webhook_poll_ms", &self.webhook_poll_ms)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("webhook_concurrency", &self.webhook_concurrency)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_backoff_base_ms", &self.webhook_backoff_base_ms)
+            .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
+            .field("metering_interval_secs", &self.metering_interval_secs)
+            .field("price_list_file", &self.price_list_file)
             .finish()
     }
 }
@@ -171,6 +202,16 @@ impl Default for Settings {
             logs_interval_ms: 10_000,
             logs_max_age_hours: 24 * 14,
             logs_max_lines: 200_000,
+            alarm_eval_interval_secs: 60,
+            metrics_interval_secs: 60,
+            webhook_poll_ms: 1000,
+            webhook_timeout_ms: 5000,
+            webhook_concurrency: 8,
+            webhook_max_attempts: 8,
+            webhook_backoff_base_ms: 1000,
+            webhook_backoff_max_ms: 10 * 60 * 1000,
+            metering_interval_secs: 300,
+            price_list_file: None,
         }
     }
 }
@@ -262,6 +303,15 @@ impl Settings {
         anyhow::ensure!(
             self.logs_max_age_hours > 0 && self.logs_max_lines > 0,
             "logs_max_age_hours and logs_max_lines must be positive"
+        );
+        anyhow::ensure!(
+            self.metrics_interval_secs > 0
+                && self.webhook_timeout_ms > 0
+                && self.webhook_concurrency > 0
+                && self.webhook_max_attempts > 0
+                && self.webhook_backoff_base_ms > 0
+                && self.webhook_backoff_max_ms >= self.webhook_backoff_base_ms,
+            "metrics_interval_secs, webhook_timeout_ms, webhook_concurrency, webhook_max_attempts and webhook_backoff_base_ms must be positive, webhook_backoff_max_ms at least the base"
         );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(

@@ -31,8 +31,9 @@ pub struct Application {
     port: u16,
     server: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
-    /// The log collector (none when `logs_interval_ms` is 0).
-    log_collector: Option<JoinHandle<()>>,
+    /// Log collector, alarm evaluator, webhook worker, metering: those the settings
+    /// turn on.
+    background: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
     /// The embedded Postgres this process started, stopped by `run_until_stopped` (none
     /// when external, already running, or `keep_database_running`).
@@ -118,16 +119,17 @@ impl Application {
             Duration::from_millis(settings.reconcile_interval_ms),
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
+        let mut background = spawn_background(&settings, &store, &secrets, &cancel)?;
 
         let mut app = app_context(&settings, store, secrets, nudger, agent)?;
         app.ca_pem = ca.cert_pem().into();
-        let log_collector = (settings.logs_interval_ms > 0).then(|| {
+        if settings.logs_interval_ms > 0 {
             let collector = crate::observe::logs::LogCollector::for_context(
                 &app,
                 crate::observe::logs::LogCollectorConfig::from_settings(&settings),
             );
-            tokio::spawn(collector.run(cancel.clone()))
-        });
+            background.push(tokio::spawn(collector.run(cancel.clone())));
+        }
         let signing_key = crate::http::session::load_signing_key(&app.store, &app.secrets)
             .await
             .context(
@@ -155,7 +157,7 @@ impl Application {
             port,
             server,
             reconciler,
-            log_collector,
+            background,
             cancel,
             app,
             sessions,
@@ -229,8 +231,8 @@ impl Application {
         let res = self.server.await;
         self.cancel.cancel();
         let _ = self.reconciler.await;
-        if let Some(c) = self.log_collector {
-            let _ = c.await;
+        for task in self.background {
+            let _ = task.await;
         }
         if let Some(pg) = self.started_pg {
             let _ =
@@ -249,8 +251,8 @@ impl Application {
         self.cancel.cancel();
         let _ = self.server.await;
         let _ = self.reconciler.await;
-        if let Some(c) = self.log_collector {
-            let _ = c.await;
+        for task in self.background {
+            let _ = task.await;
         }
     }
 }
@@ -262,6 +264,55 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Starts the background tasks the settings turn on (interval 0 = off): the alarm
+/// evaluator, the webhook delivery worker and metering.
+fn spawn_background(
+    settings: &Settings,
+    store: &DataStore,
+    secrets: &SecretBox,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    use crate::app::{alarms, metering, webhooks};
+    let mut tasks = Vec::new();
+    if settings.alarm_eval_interval_secs > 0 {
+        let config = alarms::EvaluatorConfig {
+            interval: Duration::from_secs(settings.alarm_eval_interval_secs),
+            metrics_interval: Duration::from_secs(settings.metrics_interval_secs),
+        };
+        tasks.push(tokio::spawn(alarms::run(
+            store.clone(),
+            config,
+            cancel.clone(),
+        )));
+    }
+    if settings.webhook_poll_ms > 0 {
+        let config = webhooks::DeliveryConfig {
+            poll: Duration::from_millis(settings.webhook_poll_ms),
+            timeout: Duration::from_millis(settings.webhook_timeout_ms),
+            concurrency: settings.webhook_concurrency,
+            max_attempts: i32::try_from(settings.webhook_max_attempts).unwrap_or(i32::MAX),
+            backoff_base: Duration::from_millis(settings.webhook_backoff_base_ms),
+            backoff_max: Duration::from_millis(settings.webhook_backoff_max_ms),
+        };
+        tasks.push(tokio::spawn(webhooks::run(
+            store.clone(),
+            secrets.clone(),
+            config,
+            cancel.clone(),
+        )));
+    }
+    if settings.metering_interval_secs > 0 {
+        let prices = metering::PriceList::load(settings.price_list_file.as_deref())?;
+        tasks.push(tokio::spawn(metering::run(
+            store.clone(),
+            prices,
+            Duration::from_secs(settings.metering_interval_secs),
+            cancel.clone(),
+        )));
+    }
+    Ok(tasks)
 }
 
 /// CPUs and memory of this host, to clamp instance limits that exceed the machine.

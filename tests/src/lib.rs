@@ -120,6 +120,11 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
         plaintext_listeners: true,
         // Background collectors stay off; the tests that need one turn it on.
         logs_interval_ms: 0,
+        // Alarm evaluation, webhook delivery and metering off: the tests that need them
+        // turn them on.
+        alarm_eval_interval_secs: 0,
+        webhook_poll_ms: 0,
+        metering_interval_secs: 0,
         ..Settings::default()
     }
 }

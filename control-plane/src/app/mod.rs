@@ -2,6 +2,7 @@
 //! Handlers parse, call a function here, and render its result.
 
 pub mod accounts;
+pub mod alarms;
 pub mod audit;
 pub mod brokers;
 pub mod catalogue;
@@ -9,9 +10,11 @@ pub mod configurations;
 pub mod destinations;
 pub mod identity;
 pub mod logs;
+pub mod metering;
 pub mod paging;
 pub mod tags;
 pub mod users;
+pub mod webhooks;
 
 use crate::crypto::SecretBox;
 use crate::db::broker::PortPool;

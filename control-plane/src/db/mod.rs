@@ -5,11 +5,13 @@
 //! and are distinct from API views.
 
 pub mod account;
+pub mod alarms;
 pub mod audit;
 pub mod broker;
 pub mod configuration;
 pub mod identity;
 pub mod logs;
+pub mod metering;
 pub mod model;
 pub mod nodes;
 pub mod tls;

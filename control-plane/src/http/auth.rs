@@ -38,8 +38,9 @@ fn auth_error(e: SigV4Error) -> Error {
 pub fn action_for(method: &Method, path: &str) -> Action {
     if path == "/v1/berth/audit-events" || path.starts_with("/v1/berth/audit-events/") {
         Action::ReadAudit
-    } else if is_broker_view_path(path) {
-        // a broker's queues and topics (listing reads, sending and peeking write), logs
+    } else if is_broker_view_path(path) || is_monitoring_path(path) {
+        // a broker's queues and topics (listing reads, sending and peeking write), logs,
+        // metrics and cost; alarms and webhooks likewise
         if session::is_safe(method) {
             Action::Read
         } else {
@@ -54,7 +55,14 @@ pub fn action_for(method: &Method, path: &str) -> Action {
     }
 }
 
-/// `/v1/berth/brokers/{id}/destinations` or `…/logs`, and everything below them.
+/// Alarms, webhooks and cost (`app::alarms`, `app::webhooks`, `app::metering`).
+fn is_monitoring_path(path: &str) -> bool {
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    under("/v1/berth/alarms") || under("/v1/berth/webhooks") || under("/v1/berth/cost")
+}
+
+/// `/v1/berth/brokers/{id}/` + destinations, logs, metrics or cost, and everything
+/// below them.
 fn is_broker_view_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix("/v1/berth/brokers/") else {
         return false;
@@ -62,7 +70,7 @@ fn is_broker_view_path(path: &str) -> bool {
     match rest.split_once('/') {
         Some((id, tail)) => {
             !id.is_empty()
-                && ["destinations", "logs"]
+                && ["destinations", "logs", "metrics", "cost"]
                     .iter()
                     .any(|v| tail == *v || tail.strip_prefix(v).is_some_and(|r| r.starts_with('/')))
         }
@@ -244,6 +252,17 @@ mod tests {
             (Method::GET, "/v1/berth/brokers/b-1/logs", Action::Read),
             (Method::GET, "/v1/berth/brokers/b-1/logsx", Action::Admin),
             (Method::GET, "/v1/berth/brokers/b-1/other", Action::Admin),
+            (Method::GET, "/v1/berth/alarms", Action::Read),
+            (Method::POST, "/v1/berth/alarms", Action::Write),
+            (Method::DELETE, "/v1/berth/webhooks/wh-1", Action::Write),
+            (
+                Method::GET,
+                "/v1/berth/webhooks/wh-1/deliveries",
+                Action::Read,
+            ),
+            (Method::GET, "/v1/berth/cost", Action::Read),
+            (Method::GET, "/v1/berth/brokers/b-1/cost", Action::Read),
+            (Method::GET, "/v1/berth/alarmsx", Action::Admin),
             (
                 Method::GET,
                 "/v1/berth/brokers//destinations",

@@ -3,6 +3,7 @@
 //! `/v1/...` is the Amazon MQ wire API; `/healthz` is for operators; `/` serves the web
 //! console (embedded, no build step).
 
+pub mod alarms;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -10,6 +11,7 @@ pub mod brokers;
 pub mod catalogue;
 pub mod configurations;
 pub mod console;
+pub mod cost;
 pub mod destinations;
 pub mod docs;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod sigv4;
 pub mod tags;
 pub mod users;
 pub mod web;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -62,6 +65,9 @@ use crate::error::Error;
         (name = "console-session", description = "Berth: console sign-in with a session cookie"),
         (name = "destinations", description = "Berth: queues and topics of a broker, read through its agent (list: every role; send, peek: admin, operator)"),
         (name = "logs", description = "Berth: a broker's collected engine logs, searched and tailed (every role)"),
+        (name = "alarms", description = "Berth: alarms on broker metrics, with state history (reads: every role; changes: admin, operator)"),
+        (name = "webhooks", description = "Berth: signed webhooks notified of alarm transitions, and their delivery log (reads: every role; changes: admin, operator)"),
+        (name = "cost", description = "Berth: metered usage and cost of the account's brokers (every role)"),
     )
 )]
 struct ApiDoc;
@@ -78,6 +84,9 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(identity::routes())
         .merge(destinations::routes())
         .merge(logs::routes())
+        .merge(alarms::routes())
+        .merge(webhooks::routes())
+        .merge(cost::routes())
 }
 
 /// The OpenAPI document of the control plane, generated from the code.

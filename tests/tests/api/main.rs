@@ -3,6 +3,7 @@
 
 mod activemq;
 mod agent_observability;
+mod alarms;
 mod amqp;
 mod auth;
 mod brokers;
@@ -11,6 +12,7 @@ mod clients;
 mod compat;
 mod configurations;
 mod console;
+mod cost;
 mod destinations;
 mod docs;
 mod ha_activemq;

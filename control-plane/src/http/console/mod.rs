@@ -12,6 +12,7 @@
 mod assets;
 mod brokers;
 pub mod charts;
+mod cost;
 mod identity;
 mod login;
 mod logs;
@@ -67,6 +68,7 @@ pub fn routes() -> Router<ApiState> {
             get(identity::console_users).post(identity::console_users_post),
         )
         .route("/console/audit", get(identity::audit))
+        .route("/console/cost", get(cost::page))
 }
 
 /// The signed-in visitor of a console page: the session and the [`Caller`] it acts as.
