@@ -84,6 +84,25 @@ pub struct Settings {
     /// `login_failure_window_secs`; more are answered 429 with `Retry-After`.
     pub login_max_failures: usize,
     pub login_failure_window_secs: u64,
+    /// How often the metric collector asks every serving node's agent for a sample
+    /// (`GET /metrics`); 0 turns collection off.
+    pub metrics_interval_ms: u64,
+    /// Longest one agent's `GET /metrics` may take before it counts as a failure.
+    pub metrics_timeout_ms: u64,
+    /// Agents asked at once by a collection pass.
+    pub metrics_concurrency: usize,
+    /// How often roll-ups (1 minute, 1 hour) and retention run; 0 turns them off.
+    pub metrics_rollup_interval_ms: u64,
+    /// Raw samples are kept this long (and queries with a period under 60 s reach back
+    /// this far).
+    pub metrics_raw_retention_secs: u64,
+    /// 1-minute roll-ups are kept this long.
+    pub metrics_minute_retention_secs: u64,
+    /// 1-hour roll-ups are kept this long.
+    pub metrics_hour_retention_secs: u64,
+    /// Bearer token of the Prometheus routes (`/metrics`, `/v1/berth/prometheus/…`);
+    /// unset: those routes answer 404.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -120,6 +139,29 @@ impl std::fmt::Debug for Settings {
             .field("session_max_lifetime_secs", &self.session_max_lifetime_secs)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_failure_window_secs", &self.login_failure_window_secs)
+            .field("metrics_interval_ms", &self.metrics_interval_ms)
+            .field("metrics_timeout_ms", &self.metrics_timeout_ms)
+            .field("metrics_concurrency", &self.metrics_concurrency)
+            .field(
+                "metrics_rollup_interval_ms",
+                &self.metrics_rollup_interval_ms,
+            )
+            .field(
+                "metrics_raw_retention_secs",
+                &self.metrics_raw_retention_secs,
+            )
+            .field(
+                "metrics_minute_retention_secs",
+                &self.metrics_minute_retention_secs,
+            )
+            .field(
+                "metrics_hour_retention_secs",
+                &self.metrics_hour_retention_secs,
+            )
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -159,6 +201,14 @@ impl Default for Settings {
             session_max_lifetime_secs: 12 * 3600,
             login_max_failures: 5,
             login_failure_window_secs: 5 * 60,
+            metrics_interval_ms: 60_000,
+            metrics_timeout_ms: 10_000,
+            metrics_concurrency: 16,
+            metrics_rollup_interval_ms: 60_000,
+            metrics_raw_retention_secs: 6 * 3600,
+            metrics_minute_retention_secs: 15 * 86_400,
+            metrics_hour_retention_secs: 455 * 86_400,
+            metrics_token: None,
         }
     }
 }
@@ -188,6 +238,16 @@ impl Settings {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// How long metric history is kept at each resolution.
+    pub fn metrics_retention(&self) -> crate::observe::collector::Retention {
+        use std::time::Duration;
+        crate::observe::collector::Retention {
+            raw: Duration::from_secs(self.metrics_raw_retention_secs),
+            minute: Duration::from_secs(self.metrics_minute_retention_secs),
+            hour: Duration::from_secs(self.metrics_hour_retention_secs),
+        }
     }
 
     /// The listeners brokers open.
@@ -247,6 +307,22 @@ impl Settings {
             self.login_max_failures > 0 && self.login_failure_window_secs > 0,
             "login_max_failures and login_failure_window_secs must be positive"
         );
+        anyhow::ensure!(
+            self.metrics_timeout_ms > 0 && self.metrics_concurrency > 0,
+            "metrics_timeout_ms and metrics_concurrency must be positive"
+        );
+        anyhow::ensure!(
+            self.metrics_raw_retention_secs >= 60
+                && self.metrics_minute_retention_secs >= self.metrics_raw_retention_secs
+                && self.metrics_hour_retention_secs >= self.metrics_minute_retention_secs,
+            "metric retention must be at least 60 s and grow from raw to 1-minute to 1-hour"
+        );
+        if let Some(t) = &self.metrics_token {
+            anyhow::ensure!(
+                t.len() >= 16,
+                "metrics_token must be at least 16 characters"
+            );
+        }
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 url.starts_with("https://") || url.starts_with("http://"),

@@ -31,6 +31,8 @@ pub struct Application {
     port: u16,
     server: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
+    /// The metric collector and the history's upkeep (each returns at once when off).
+    observers: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
     /// The embedded Postgres this process started, stopped by `run_until_stopped` (none
     /// when external, already running, or `keep_database_running`).
@@ -116,6 +118,7 @@ impl Application {
             Duration::from_millis(settings.reconcile_interval_ms),
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
+        let observers = spawn_observers(&settings, &store, &secrets, agent.clone(), &cancel);
 
         let mut app = app_context(&settings, store, secrets, nudger, agent)?;
         app.ca_pem = ca.cert_pem().into();
@@ -135,6 +138,10 @@ impl Application {
             app: app.clone(),
             identity,
             sessions: sessions.clone(),
+            metrics: Arc::new(crate::app::metrics::MetricsConfig {
+                retention: settings.metrics_retention(),
+                prometheus_token: settings.metrics_token.clone(),
+            }),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -146,6 +153,7 @@ impl Application {
             port,
             server,
             reconciler,
+            observers,
             cancel,
             app,
             sessions,
@@ -219,6 +227,9 @@ impl Application {
         let res = self.server.await;
         self.cancel.cancel();
         let _ = self.reconciler.await;
+        for o in self.observers {
+            let _ = o.await;
+        }
         if let Some(pg) = self.started_pg {
             let _ =
                 tokio::time::timeout(Duration::from_secs(5), self.app.store.pool().close()).await;
@@ -236,7 +247,40 @@ impl Application {
         self.cancel.cancel();
         let _ = self.server.await;
         let _ = self.reconciler.await;
+        for o in self.observers {
+            let _ = o.await;
+        }
     }
+}
+
+/// Starts the metric collector and the roll-up/retention task (`observe::collector`).
+fn spawn_observers(
+    settings: &Settings,
+    store: &DataStore,
+    secrets: &SecretBox,
+    agent: Arc<dyn AgentClient>,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    use crate::observe::collector::{Collector, CollectorConfig, Maintainer};
+    let collector = Collector::new(
+        store.clone(),
+        secrets.clone(),
+        agent,
+        CollectorConfig {
+            interval: Duration::from_millis(settings.metrics_interval_ms),
+            timeout: Duration::from_millis(settings.metrics_timeout_ms),
+            concurrency: settings.metrics_concurrency,
+            publish_host: settings.publish_host.clone(),
+        },
+    );
+    let maintainer = Maintainer::new(store.clone(), settings.metrics_retention());
+    vec![
+        tokio::spawn(collector.run(cancel.clone())),
+        tokio::spawn(maintainer.run(
+            Duration::from_millis(settings.metrics_rollup_interval_ms),
+            cancel.clone(),
+        )),
+    ]
 }
 
 async fn shutdown_signal() {

@@ -118,6 +118,9 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
         // TLS endpoints as on Amazon MQ, plus the plaintext ones most tests use.
         tls_listeners: true,
         plaintext_listeners: true,
+        // No background metric collection or roll-ups unless a test asks for them.
+        metrics_interval_ms: 0,
+        metrics_rollup_interval_ms: 0,
         ..Settings::default()
     }
 }

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod configurations;
 pub mod destinations;
 pub mod identity;
+pub mod metrics;
 pub mod paging;
 pub mod tags;
 pub mod users;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod broker;
 pub mod configuration;
 pub mod identity;
+pub mod metrics;
 pub mod model;
 pub mod nodes;
 pub mod tls;

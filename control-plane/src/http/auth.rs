@@ -38,7 +38,10 @@ fn auth_error(e: SigV4Error) -> Error {
 pub fn action_for(method: &Method, path: &str) -> Action {
     if path == "/v1/berth/audit-events" || path.starts_with("/v1/berth/audit-events/") {
         Action::ReadAudit
-    } else if is_destinations_path(path) {
+    } else if is_broker_subresource(path, "metrics") {
+        // a broker's metric history: reads only
+        Action::Read
+    } else if is_broker_subresource(path, "destinations") {
         // a broker's queues and topics: listing reads, sending and peeking write
         if session::is_safe(method) {
             Action::Read
@@ -54,14 +57,17 @@ pub fn action_for(method: &Method, path: &str) -> Action {
     }
 }
 
-/// `/v1/berth/brokers/{id}/destinations` and everything below it.
-fn is_destinations_path(path: &str) -> bool {
+/// `/v1/berth/brokers/{id}/<sub>` and everything below it.
+fn is_broker_subresource(path: &str, sub: &str) -> bool {
     let Some(rest) = path.strip_prefix("/v1/berth/brokers/") else {
         return false;
     };
     match rest.split_once('/') {
         Some((id, tail)) => {
-            !id.is_empty() && (tail == "destinations" || tail.starts_with("destinations/"))
+            !id.is_empty()
+                && tail
+                    .strip_prefix(sub)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         }
         None => false,
     }
@@ -238,6 +244,13 @@ mod tests {
                 "/v1/berth/brokers/b-1/destinations/queue/q/peek",
                 Action::Write,
             ),
+            (Method::GET, "/v1/berth/brokers/b-1/metrics", Action::Read),
+            (
+                Method::GET,
+                "/v1/berth/brokers/b-1/metrics/CpuUtilization",
+                Action::Read,
+            ),
+            (Method::GET, "/v1/berth/brokers/b-1/metricsx", Action::Admin),
             (Method::GET, "/v1/berth/brokers/b-1/other", Action::Admin),
             (
                 Method::GET,

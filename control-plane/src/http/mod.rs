@@ -15,6 +15,8 @@ pub mod docs;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod metrics;
+pub mod prometheus;
 pub mod server;
 pub mod session;
 pub mod sigv4;
@@ -60,6 +62,8 @@ use crate::error::Error;
         (name = "audit", description = "Berth: the audit log of the caller's account (admin, operator)"),
         (name = "console-session", description = "Berth: console sign-in with a session cookie"),
         (name = "destinations", description = "Berth: queues and topics of a broker, read through its agent (list: every role; send, peek: admin, operator)"),
+        (name = "metrics", description = "Berth: metric history of a broker, collected from its agents (every role)"),
+        (name = "prometheus", description = "Berth: Prometheus scrape and service discovery, with `Authorization: Bearer <metrics_token>` (404 when no token is configured)"),
     )
 )]
 struct ApiDoc;
@@ -75,11 +79,15 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(users::routes())
         .merge(identity::routes())
         .merge(destinations::routes())
+        .merge(metrics::routes())
 }
 
 /// The OpenAPI document of the control plane, generated from the code.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut api) = api_router().merge(session::routes()).split_for_parts();
+    let (_, mut api) = api_router()
+        .merge(session::routes())
+        .merge(prometheus::routes())
+        .split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
     api
 }
@@ -92,6 +100,8 @@ pub struct ApiState {
     pub identity: std::sync::Arc<crate::app::identity::Identity>,
     /// Signs and verifies session cookies.
     pub sessions: std::sync::Arc<session::SessionKeys>,
+    /// Metric retention and the Prometheus routes' token.
+    pub metrics: std::sync::Arc<crate::app::metrics::MetricsConfig>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -163,13 +173,16 @@ pub fn router(state: ApiState) -> Router {
         ))
         .route_layer(axum::middleware::from_fn_with_state(audit, audit::record));
     let (console, _) = session::routes().split_for_parts();
+    let (prometheus, _) = prometheus::routes().split_for_parts();
     Router::new()
         .merge(api)
         .merge(console)
+        .merge(prometheus)
         .route("/healthz", get(health::healthz))
         .merge(web::routes())
         .merge(console::routes())
         .merge(docs::routes())
+        .route_layer(axum::middleware::from_fn(crate::instruments::track_http))
         .fallback(not_found)
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))

@@ -17,6 +17,7 @@ mod ha_rabbitmq;
 mod hardening;
 mod identity;
 mod lifecycle;
+mod metrics;
 mod protocols;
 mod reconciler;
 mod reconciler_ha;
