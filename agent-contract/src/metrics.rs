@@ -47,8 +47,7 @@ impl Sample {
 
     /// The same sample with one more dimension.
     pub fn with(mut self, dimension: &str, value: &str) -> Self {
-        self.dimensions
-            .insert(dimension.to_owned(), value.to_owned());
+        self.dimensions.insert(dimension.to_owned(), value.to_owned());
         self
     }
 }
