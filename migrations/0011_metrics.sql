@@ -12,9 +12,13 @@ CREATE TABLE metric_series (
     dimensions  JSONB NOT NULL DEFAULT '{}'::jsonb,
     unit        TEXT NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- The newest collected value (what the series list shows once raw points are gone).
+    last_value  DOUBLE PRECISION,
+    last_ts     TIMESTAMPTZ,
     UNIQUE (broker_id, name, dimensions)
 );
 CREATE INDEX metric_series_broker ON metric_series (broker_id, name);
+CREATE INDEX metric_series_account ON metric_series (account_id, broker_id);
 
 -- Raw samples, as the collector stored them (kept for hours).
 CREATE TABLE metric_points (

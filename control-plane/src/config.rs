@@ -92,9 +92,6 @@ pub struct Settings {
     pub logs_max_lines: u64,
     /// How often alarms are evaluated (`app::alarms`); 0 turns the evaluator off.
     pub alarm_eval_interval_secs: u64,
-    /// The metrics collector's interval: a RUNNING broker not collected for 3× this
-    /// raises its built-in "metrics collection stopped" alarm.
-    pub metrics_interval_secs: u64,
     /// How often the webhook worker looks for due deliveries; 0 turns it off.
     pub webhook_poll_ms: u64,
     /// Longest a webhook receiver may take to answer one delivery.
@@ -111,6 +108,25 @@ pub struct Settings {
     /// JSON price list (`{"instanceHour": {...}, "storageGbMonth": {...}}`); default:
     /// built-in us-east-1 list prices.
     pub price_list_file: Option<PathBuf>,
+    /// How often the metric collector asks every serving node's agent for a sample
+    /// (`GET /metrics`); 0 turns collection off.
+    pub metrics_interval_ms: u64,
+    /// Longest one agent's `GET /metrics` may take before it counts as a failure.
+    pub metrics_timeout_ms: u64,
+    /// Agents asked at once by a collection pass.
+    pub metrics_concurrency: usize,
+    /// How often roll-ups (1 minute, 1 hour) and retention run; 0 turns them off.
+    pub metrics_rollup_interval_ms: u64,
+    /// Raw samples are kept this long (and queries with a period under 60 s reach back
+    /// this far).
+    pub metrics_raw_retention_secs: u64,
+    /// 1-minute roll-ups are kept this long.
+    pub metrics_minute_retention_secs: u64,
+    /// 1-hour roll-ups are kept this long.
+    pub metrics_hour_retention_secs: u64,
+    /// Bearer token of the Prometheus routes (`/metrics`, `/v1/berth/prometheus/…`);
+    /// unset: those routes answer 404.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -151,7 +167,6 @@ impl std::fmt::Debug for Settings {
             .field("logs_max_age_hours", &self.logs_max_age_hours)
             .field("logs_max_lines", &self.logs_max_lines)
             .field("alarm_eval_interval_secs", &self.alarm_eval_interval_secs)
-            .field("metrics_interval_secs", &self.metrics_interval_secs)
             .field("webhook_poll_ms", &self.webhook_poll_ms)
             .field("webhook_timeout_ms", &self.webhook_timeout_ms)
             .field("webhook_concurrency", &self.webhook_concurrency)
@@ -160,6 +175,29 @@ impl std::fmt::Debug for Settings {
             .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
             .field("metering_interval_secs", &self.metering_interval_secs)
             .field("price_list_file", &self.price_list_file)
+            .field("metrics_interval_ms", &self.metrics_interval_ms)
+            .field("metrics_timeout_ms", &self.metrics_timeout_ms)
+            .field("metrics_concurrency", &self.metrics_concurrency)
+            .field(
+                "metrics_rollup_interval_ms",
+                &self.metrics_rollup_interval_ms,
+            )
+            .field(
+                "metrics_raw_retention_secs",
+                &self.metrics_raw_retention_secs,
+            )
+            .field(
+                "metrics_minute_retention_secs",
+                &self.metrics_minute_retention_secs,
+            )
+            .field(
+                "metrics_hour_retention_secs",
+                &self.metrics_hour_retention_secs,
+            )
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -203,7 +241,6 @@ impl Default for Settings {
             logs_max_age_hours: 24 * 14,
             logs_max_lines: 200_000,
             alarm_eval_interval_secs: 60,
-            metrics_interval_secs: 60,
             webhook_poll_ms: 1000,
             webhook_timeout_ms: 5000,
             webhook_concurrency: 8,
@@ -212,6 +249,14 @@ impl Default for Settings {
             webhook_backoff_max_ms: 10 * 60 * 1000,
             metering_interval_secs: 300,
             price_list_file: None,
+            metrics_interval_ms: 60_000,
+            metrics_timeout_ms: 10_000,
+            metrics_concurrency: 16,
+            metrics_rollup_interval_ms: 60_000,
+            metrics_raw_retention_secs: 6 * 3600,
+            metrics_minute_retention_secs: 15 * 86_400,
+            metrics_hour_retention_secs: 455 * 86_400,
+            metrics_token: None,
         }
     }
 }
@@ -241,6 +286,16 @@ impl Settings {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// How long metric history is kept at each resolution.
+    pub fn metrics_retention(&self) -> crate::observe::collector::Retention {
+        use std::time::Duration;
+        crate::observe::collector::Retention {
+            raw: Duration::from_secs(self.metrics_raw_retention_secs),
+            minute: Duration::from_secs(self.metrics_minute_retention_secs),
+            hour: Duration::from_secs(self.metrics_hour_retention_secs),
+        }
     }
 
     /// The listeners brokers open.
@@ -305,14 +360,28 @@ impl Settings {
             "logs_max_age_hours and logs_max_lines must be positive"
         );
         anyhow::ensure!(
-            self.metrics_interval_secs > 0
-                && self.webhook_timeout_ms > 0
+            self.webhook_timeout_ms > 0
                 && self.webhook_concurrency > 0
                 && self.webhook_max_attempts > 0
                 && self.webhook_backoff_base_ms > 0
                 && self.webhook_backoff_max_ms >= self.webhook_backoff_base_ms,
-            "metrics_interval_secs, webhook_timeout_ms, webhook_concurrency, webhook_max_attempts and webhook_backoff_base_ms must be positive, webhook_backoff_max_ms at least the base"
+            "webhook_timeout_ms, webhook_concurrency, webhook_max_attempts and webhook_backoff_base_ms must be positive, webhook_backoff_max_ms at least the base"
         );
+            self.metrics_timeout_ms > 0 && self.metrics_concurrency > 0,
+            "metrics_timeout_ms and metrics_concurrency must be positive"
+        );
+        anyhow::ensure!(
+            self.metrics_raw_retention_secs >= 60
+                && self.metrics_minute_retention_secs >= self.metrics_raw_retention_secs
+                && self.metrics_hour_retention_secs >= self.metrics_minute_retention_secs,
+            "metric retention must be at least 60 s and grow from raw to 1-minute to 1-hour"
+        );
+        if let Some(t) = &self.metrics_token {
+            anyhow::ensure!(
+                t.len() >= 16,
+                "metrics_token must be at least 16 characters"
+            );
+        }
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 url.starts_with("https://") || url.starts_with("http://"),

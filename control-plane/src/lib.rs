@@ -11,6 +11,7 @@ pub mod embedded_pg;
 pub mod error;
 pub mod http;
 pub mod images;
+pub mod instruments;
 pub mod observe;
 pub mod reconcile;
 pub mod runtime;

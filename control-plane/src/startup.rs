@@ -31,8 +31,8 @@ pub struct Application {
     port: u16,
     server: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
-    /// Log collector, alarm evaluator, webhook worker, metering: those the settings
-    /// turn on.
+    /// Metric collector and history upkeep, log collector, alarm evaluator, webhook
+    /// worker, metering: those the settings turn on.
     background: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
     /// The embedded Postgres this process started, stopped by `run_until_stopped` (none
@@ -120,6 +120,13 @@ impl Application {
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
         let mut background = spawn_background(&settings, &store, &secrets, &cancel)?;
+        background.extend(spawn_observers(
+            &settings,
+            &store,
+            &secrets,
+            agent.clone(),
+            &cancel,
+        ));
 
         let mut app = app_context(&settings, store, secrets, nudger, agent)?;
         app.ca_pem = ca.cert_pem().into();
@@ -146,6 +153,10 @@ impl Application {
             app: app.clone(),
             identity,
             sessions: sessions.clone(),
+            metrics: Arc::new(crate::app::metrics::MetricsConfig {
+                retention: settings.metrics_retention(),
+                prometheus_token: settings.metrics_token.clone(),
+            }),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -257,6 +268,36 @@ impl Application {
     }
 }
 
+/// Starts the metric collector and the roll-up/retention task (`observe::collector`).
+fn spawn_observers(
+    settings: &Settings,
+    store: &DataStore,
+    secrets: &SecretBox,
+    agent: Arc<dyn AgentClient>,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    use crate::observe::collector::{Collector, CollectorConfig, Maintainer};
+    let collector = Collector::new(
+        store.clone(),
+        secrets.clone(),
+        agent,
+        CollectorConfig {
+            interval: Duration::from_millis(settings.metrics_interval_ms),
+            timeout: Duration::from_millis(settings.metrics_timeout_ms),
+            concurrency: settings.metrics_concurrency,
+            publish_host: settings.publish_host.clone(),
+        },
+    );
+    let maintainer = Maintainer::new(store.clone(), settings.metrics_retention());
+    vec![
+        tokio::spawn(collector.run(cancel.clone())),
+        tokio::spawn(maintainer.run(
+            Duration::from_millis(settings.metrics_rollup_interval_ms),
+            cancel.clone(),
+        )),
+    ]
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -279,7 +320,7 @@ fn spawn_background(
     if settings.alarm_eval_interval_secs > 0 {
         let config = alarms::EvaluatorConfig {
             interval: Duration::from_secs(settings.alarm_eval_interval_secs),
-            metrics_interval: Duration::from_secs(settings.metrics_interval_secs),
+            metrics_interval: Duration::from_millis(settings.metrics_interval_ms),
         };
         tasks.push(tokio::spawn(alarms::run(
             store.clone(),

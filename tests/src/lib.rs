@@ -125,6 +125,9 @@ pub fn test_settings(database_url: String, data_dir: PathBuf) -> Settings {
         alarm_eval_interval_secs: 0,
         webhook_poll_ms: 0,
         metering_interval_secs: 0,
+        // No background metric collection or roll-ups unless a test asks for them.
+        metrics_interval_ms: 0,
+        metrics_rollup_interval_ms: 0,
         ..Settings::default()
     }
 }

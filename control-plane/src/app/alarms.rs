@@ -684,7 +684,11 @@ fn notification(
     .to_string()
 }
 
+/// Three collection intervals; never when collection is turned off (interval 0).
 fn stale_after(config: &EvaluatorConfig) -> TimeDelta {
+    if config.metrics_interval.is_zero() {
+        return TimeDelta::MAX;
+    }
     TimeDelta::from_std(config.metrics_interval * 3).unwrap_or(TimeDelta::MAX)
 }
 

@@ -11,6 +11,7 @@ pub mod destinations;
 pub mod identity;
 pub mod logs;
 pub mod metering;
+pub mod metrics;
 pub mod paging;
 pub mod tags;
 pub mod users;

@@ -12,6 +12,7 @@ pub mod configuration;
 pub mod identity;
 pub mod logs;
 pub mod metering;
+pub mod metrics;
 pub mod model;
 pub mod nodes;
 pub mod tls;

@@ -251,6 +251,13 @@ mod tests {
             ),
             (Method::GET, "/v1/berth/brokers/b-1/logs", Action::Read),
             (Method::GET, "/v1/berth/brokers/b-1/logsx", Action::Admin),
+            (Method::GET, "/v1/berth/brokers/b-1/metrics", Action::Read),
+            (
+                Method::GET,
+                "/v1/berth/brokers/b-1/metrics/CpuUtilization",
+                Action::Read,
+            ),
+            (Method::GET, "/v1/berth/brokers/b-1/metricsx", Action::Admin),
             (Method::GET, "/v1/berth/brokers/b-1/other", Action::Admin),
             (Method::GET, "/v1/berth/alarms", Action::Read),
             (Method::POST, "/v1/berth/alarms", Action::Write),

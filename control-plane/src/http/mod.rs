@@ -18,6 +18,8 @@ pub mod error;
 pub mod health;
 pub mod identity;
 pub mod logs;
+pub mod metrics;
+pub mod prometheus;
 pub mod server;
 pub mod session;
 pub mod sigv4;
@@ -68,6 +70,8 @@ use crate::error::Error;
         (name = "alarms", description = "Berth: alarms on broker metrics, with state history (reads: every role; changes: admin, operator)"),
         (name = "webhooks", description = "Berth: signed webhooks notified of alarm transitions, and their delivery log (reads: every role; changes: admin, operator)"),
         (name = "cost", description = "Berth: metered usage and cost of the account's brokers (every role)"),
+        (name = "metrics", description = "Berth: metric history of a broker, collected from its agents (every role)"),
+        (name = "prometheus", description = "Berth: Prometheus scrape and service discovery, with `Authorization: Bearer <metrics_token>` (404 when no token is configured)"),
     )
 )]
 struct ApiDoc;
@@ -87,11 +91,15 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(alarms::routes())
         .merge(webhooks::routes())
         .merge(cost::routes())
+        .merge(metrics::routes())
 }
 
 /// The OpenAPI document of the control plane, generated from the code.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut api) = api_router().merge(session::routes()).split_for_parts();
+    let (_, mut api) = api_router()
+        .merge(session::routes())
+        .merge(prometheus::routes())
+        .split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
     api
 }
@@ -104,6 +112,8 @@ pub struct ApiState {
     pub identity: std::sync::Arc<crate::app::identity::Identity>,
     /// Signs and verifies session cookies.
     pub sessions: std::sync::Arc<session::SessionKeys>,
+    /// Metric retention and the Prometheus routes' token.
+    pub metrics: std::sync::Arc<crate::app::metrics::MetricsConfig>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -175,13 +185,16 @@ pub fn router(state: ApiState) -> Router {
         ))
         .route_layer(axum::middleware::from_fn_with_state(audit, audit::record));
     let (console, _) = session::routes().split_for_parts();
+    let (prometheus, _) = prometheus::routes().split_for_parts();
     Router::new()
         .merge(api)
         .merge(console)
+        .merge(prometheus)
         .route("/healthz", get(health::healthz))
         .merge(web::routes())
         .merge(console::routes())
         .merge(docs::routes())
+        .route_layer(axum::middleware::from_fn(crate::instruments::track_http))
         .fallback(not_found)
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))

@@ -120,17 +120,21 @@ impl Driver {
                 return;
             }
         };
+        let mut busy = 0;
         for id in ids {
             let Some(mark) = InFlight::claim(&self.in_flight, &id) else {
+                busy += 1;
                 continue;
             };
             let inner = self.inner.clone();
             tokio::spawn(async move {
                 // The mark is dropped when the task ends, also if it panics.
                 let _mark = mark;
+                let _timer = crate::instruments::global().reconcile_step();
                 inner.converge(&id).await;
             });
         }
+        crate::instruments::global().reconcile_waiting(busy);
     }
 }
 

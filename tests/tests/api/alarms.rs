@@ -383,7 +383,7 @@ async fn a_hanging_receiver_times_out_and_delivery_goes_on() {
 async fn stale_collector_raises_the_builtin_alarm() {
     let app = app_with(|s| {
         fast(s);
-        s.metrics_interval_secs = 1;
+        s.metrics_interval_ms = 1000;
     })
     .await;
     let pool = db(&app).await;

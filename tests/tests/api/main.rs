@@ -21,6 +21,7 @@ mod hardening;
 mod identity;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod protocols;
 mod reconciler;
 mod reconciler_ha;
