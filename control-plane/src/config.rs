@@ -367,6 +367,7 @@ impl Settings {
                 && self.webhook_backoff_max_ms >= self.webhook_backoff_base_ms,
             "webhook_timeout_ms, webhook_concurrency, webhook_max_attempts and webhook_backoff_base_ms must be positive, webhook_backoff_max_ms at least the base"
         );
+        anyhow::ensure!(
             self.metrics_timeout_ms > 0 && self.metrics_concurrency > 0,
             "metrics_timeout_ms and metrics_concurrency must be positive"
         );

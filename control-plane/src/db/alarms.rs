@@ -305,12 +305,13 @@ impl DataStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, f64)>, Error> {
-        sqlx::query_as(
+        sqlx::query_as(&format!(
             "SELECT p.ts, p.value FROM metric_points p
              JOIN metric_series s ON s.id = p.series_id
-             WHERE s.broker_id = $1 AND s.name = $2 AND s.dimensions @> $3
+             WHERE s.broker_id = $1 AND s.name = $2 AND s.dimensions @> $3 AND {}
                AND p.ts > $4 AND p.ts <= $5",
-        )
+            super::metrics::destination_rule("s.dimensions", "$3")
+        ))
         .bind(broker_id)
         .bind(metric)
         .bind(Json(dimensions))

@@ -274,8 +274,9 @@ impl DataStore {
             "SELECT date_bin(make_interval(secs => $7), p.ts, $5) AS b, {stats} \
              FROM metric_series s JOIN {table} p ON p.series_id = s.id \
              WHERE s.broker_id = $1 AND s.account_id = $2 AND s.name = $3 AND s.dimensions @> $4::jsonb \
-               AND p.ts >= $5 AND p.ts < $6 {only} \
-             GROUP BY b ORDER BY b"
+               AND {destinations} AND p.ts >= $5 AND p.ts < $6 {only} \
+             GROUP BY b ORDER BY b",
+            destinations = destination_rule("s.dimensions", "$4")
         );
         let rows: Vec<(DateTime<Utc>, i64, f64, f64, f64)> = sqlx::query_as(&sql)
             .bind(broker_id)
@@ -310,10 +311,11 @@ impl DataStore {
         name: &str,
         filter: &Dimensions,
     ) -> Result<Option<String>, Error> {
-        sqlx::query_scalar(
+        sqlx::query_scalar(&format!(
             "SELECT unit FROM metric_series WHERE broker_id = $1 AND account_id = $2 \
-             AND name = $3 AND dimensions @> $4::jsonb ORDER BY id LIMIT 1",
-        )
+             AND name = $3 AND dimensions @> $4::jsonb AND {} ORDER BY id LIMIT 1",
+            destination_rule("dimensions", "$4")
+        ))
         .bind(broker_id)
         .bind(account_id)
         .bind(name)
@@ -468,4 +470,13 @@ impl DataStore {
             .map(|(id, name, engine)| (id, (name, engine)))
             .collect())
     }
+}
+
+/// SQL condition: a series of one queue or topic (a `Queue` or `Topic` dimension) matches
+/// only a filter that names a queue or topic; without one, a query reads the broker-level
+/// series (of every node, or of the `Node` it names), as CloudWatch keeps them apart.
+pub(crate) fn destination_rule(series_dims: &str, filter: &str) -> String {
+    format!(
+        "(({filter}::jsonb ?| array['Queue','Topic']) OR NOT ({series_dims} ?| array['Queue','Topic']))"
+    )
 }

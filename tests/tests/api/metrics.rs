@@ -793,3 +793,89 @@ async fn discovery_lists_every_node_of_a_pair_and_a_failing_node_never_stops_a_p
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_console_charts_a_brokers_history_without_its_queues_in_the_totals() {
+    let agent = Arc::new(MetricsAgent::default());
+    let app = metrics_app(agent.clone(), |s| s.metrics_interval_ms = 200).await;
+    let id = serving_broker(&app, "charted").await;
+    let mib = 1024.0 * 1024.0;
+    // The broker-level depth (7) next to one queue's (5): a chart of the broker must
+    // show 7, not their sum or average.
+    agent.set(
+        vec![
+            Sample::new("MessageReadyCount", 7.0, Unit::Count),
+            ready("orders", 5.0),
+            Sample::new("MemoryUsed", 100.0 * mib, Unit::Bytes),
+            Sample::new("RabbitMQMemLimit", 400.0 * mib, Unit::Bytes),
+        ],
+        None,
+    );
+    let list = format!("/v1/berth/brokers/{id}/metrics");
+    wait_until(Duration::from_secs(30), || async {
+        get(&app, &list, &[]).await.1["metrics"]
+            .as_array()
+            .is_some_and(|m| m.len() == 4)
+    })
+    .await
+    .expect("all series collected");
+    // The API's broker-level query leaves the queue's series out too.
+    let (depth, v) = values(&app, &format!("{list}/MessageReadyCount"), &[]).await;
+    assert!(!depth.is_empty() && depth.iter().all(|d| *d == 7.0), "{v}");
+    let (queue, v) = values(
+        &app,
+        &format!("{list}/MessageReadyCount"),
+        &[("dimension.Queue", "orders".to_owned())],
+    )
+    .await;
+    assert!(!queue.is_empty() && queue.iter().all(|d| *d == 5.0), "{v}");
+
+    let session = app
+        .console_user_session("000000000000", "watcher", berth::app::Role::Viewer)
+        .await;
+    let page = |range: &'static str| {
+        let session = session.clone();
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let resp = session
+                .request(
+                    &app.http,
+                    reqwest::Method::GET,
+                    &format!("{}/console/brokers/{id}/metrics?range={range}", app.address),
+                    false,
+                )
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    for range in ["1h", "1d", "1w"] {
+        let (status, html) = page(range).await;
+        assert_eq!(status, 200, "{html}");
+        let depth = html
+            .split("id=\"chart-depth\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</figure>").next())
+            .unwrap_or_else(|| panic!("no depth chart in {html}"));
+        assert!(depth.contains("<polyline"), "{depth}");
+        assert!(depth.contains("ready 7"), "{depth}");
+        let memory = html
+            .split("id=\"chart-memory\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</figure>").next())
+            .unwrap();
+        assert!(memory.contains("watermark 400 MiB"), "{memory}");
+        assert!(memory.contains("working set 100 MiB"), "{memory}");
+        // A chart without history says so instead of drawing nothing.
+        assert!(html.contains("CPU: no data"), "{html}");
+        assert!(
+            html.contains(&format!(
+                "href=\"/console/brokers/{id}/metrics?range={range}\" aria-current=\"page\""
+            )),
+            "{html}"
+        );
+    }
+    app.stop().await;
+}

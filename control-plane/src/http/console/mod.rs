@@ -16,6 +16,7 @@ mod cost;
 mod identity;
 mod login;
 mod logs;
+mod metrics;
 mod snippets;
 
 use askama::Template;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/console/brokers/{id}", get(brokers::page))
         .route("/console/brokers/{id}/state", get(brokers::state_json))
+        .route("/console/brokers/{id}/metrics", get(metrics::page))
         .route("/console/brokers/{id}/logs", get(logs::page))
         .route("/console/brokers/{id}/{action}", post(brokers::action))
         .route(
