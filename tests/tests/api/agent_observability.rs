@@ -23,7 +23,7 @@ use serde_json::json;
 
 use berth_tests::{
     activemq_broker, amqp_endpoint, endpoint_with_scheme, rabbitmq_broker, require_engine_image,
-    spawn_app, wait_until, TestApp, ACTIVEMQ_IMAGE,
+    spawn_app, spawn_app_with, wait_until, TestApp, ACTIVEMQ_IMAGE,
 };
 
 use crate::clients::stomp::Stomp;
@@ -168,12 +168,17 @@ async fn bad_log_params_are_400(app: &TestApp, agent: &NodeTarget) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rabbitmq_agent_metrics_and_logs() {
-    let app = spawn_app().await;
+    // This app's collectors run, so the control plane's own API shows the same numbers.
+    let app = spawn_app_with(|s| {
+        s.metrics_interval_ms = 1000;
+        s.logs_interval_ms = 1000;
+    })
+    .await;
     require_engine_image(&app.docker, "berth/rabbitmq:4.0").await;
     let (user, pw) = ("obs-admin", "obs-Adm1n-Passw0rd");
-    let id = app
-        .create_broker(&rabbitmq_broker("obs-rabbit", user, pw))
-        .await;
+    let mut request = rabbitmq_broker("obs-rabbit", user, pw);
+    request["logs"] = json!({"general": true});
+    let id = app.create_broker(&request).await;
     let v = app
         .wait_for_state(&id, "RUNNING", Duration::from_secs(180))
         .await;
@@ -230,6 +235,28 @@ async fn rabbitmq_agent_metrics_and_logs() {
     let page = wait_for_log_line(&app, &agent, "Server startup complete").await;
     assert!(!page.epoch.is_empty());
     bad_log_params_are_400(&app, &agent).await;
+
+    // Through the control plane: the collector stored the queue's depth and the
+    // engine's log lines, and Berth's API serves them.
+    let depth = format!(
+        "/v1/berth/brokers/{id}/metrics/{}?stat=Maximum&dimension.Queue={q}",
+        names::MESSAGE_READY_COUNT
+    );
+    wait_until(Duration::from_secs(60), || async {
+        let v: serde_json::Value = app.get(&depth).await.json().await.unwrap_or_default();
+        v["datapoints"]
+            .as_array()
+            .is_some_and(|points| points.iter().any(|p| p["value"] == 30.0))
+    })
+    .await
+    .expect("the control plane stored the queue's depth of 30");
+    let logs = format!("/v1/berth/brokers/{id}/logs?contains=Server%20startup%20complete");
+    wait_until(Duration::from_secs(60), || async {
+        let v: serde_json::Value = app.get(&logs).await.json().await.unwrap_or_default();
+        v["events"].as_array().is_some_and(|e| !e.is_empty())
+    })
+    .await
+    .expect("the control plane collected the startup line");
 
     conn.close(200, "bye".into()).await.ok();
     assert_eq!(app.delete(&format!("/v1/brokers/{id}")).await.status(), 200);

@@ -383,13 +383,26 @@ async fn a_hanging_receiver_times_out_and_delivery_goes_on() {
 async fn stale_collector_raises_the_builtin_alarm() {
     let app = app_with(|s| {
         fast(s);
-        s.metrics_interval_ms = 1000;
+        // Stale after 15 s: a new broker is never stale before the test makes it so.
+        s.metrics_interval_ms = 5000;
     })
     .await;
     let pool = db(&app).await;
     let receiver = Receiver::start(&[]).await;
     let (_, secret) = create_hook(&app, &receiver.url, true).await;
     let broker = running_broker(&app, "stale").await;
+    // The evaluator gives every RUNNING broker its built-in alarm, OK while fresh.
+    wait_until(Duration::from_secs(30), || async {
+        json_of(app.get("/v1/berth/alarms").await, 200).await["alarms"]
+            .as_array()
+            .is_some_and(|a| {
+                a.iter().any(|a| {
+                    a["builtIn"] == true && a["brokerId"] == broker.as_str() && a["state"] == "OK"
+                })
+            })
+    })
+    .await
+    .expect("the built-in alarm exists and is OK");
     sqlx::query(
         "INSERT INTO metric_reports (broker_id, node, account_id, collected_at, report)
          VALUES ($1, 0, '000000000000', now() - interval '1 hour', '{}')",
