@@ -160,6 +160,44 @@ impl Default for HttpAgentClient {
     }
 }
 
+/// Bound of one destinations call (listing, sending, peeking).
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound of one metrics or logs call (the collectors' own timeouts may be shorter).
+const OBSERVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl HttpAgentClient {
+    /// Sends `req` with the agent token within `timeout`: the agent's answer if it
+    /// succeeded, else its status and message.
+    async fn call(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, AgentCallError> {
+        let resp = req
+            .bearer_auth(token)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(failed)?;
+        checked(resp).await
+    }
+
+    /// `GET url`, answered with JSON.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: String,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<T, AgentCallError> {
+        self.call(self.http.get(url), token, timeout)
+            .await?
+            .json()
+            .await
+            .map_err(failed)
+    }
+}
+
 #[async_trait]
 impl AgentClient for HttpAgentClient {
     async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
@@ -198,15 +236,8 @@ impl AgentClient for HttpAgentClient {
         base: &str,
         token: &str,
     ) -> Result<Vec<Destination>, AgentCallError> {
-        let resp = self
-            .http
-            .get(format!("{base}/destinations"))
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(20))
-            .send()
+        self.get_json(format!("{base}/destinations"), token, CALL_TIMEOUT)
             .await
-            .map_err(failed)?;
-        checked(resp).await?.json().await.map_err(failed)
     }
 
     async fn send_message(
@@ -217,19 +248,14 @@ impl AgentClient for HttpAgentClient {
         name: &DestinationName,
         message: &TestMessage,
     ) -> Result<(), AgentCallError> {
-        let resp = self
+        let req = self
             .http
             .post(format!(
                 "{base}/destinations/{kind}/{}/send",
                 segment(name.as_str())
             ))
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(20))
-            .json(message)
-            .send()
-            .await
-            .map_err(failed)?;
-        checked(resp).await.map(|_| ())
+            .json(message);
+        self.call(req, token, CALL_TIMEOUT).await.map(|_| ())
     }
 
     async fn peek(
@@ -239,30 +265,20 @@ impl AgentClient for HttpAgentClient {
         name: &DestinationName,
         count: u32,
     ) -> Result<Vec<PeekedMessage>, AgentCallError> {
-        let resp = self
-            .http
-            .post(format!(
-                "{base}/destinations/queue/{}/peek?count={count}",
-                segment(name.as_str())
-            ))
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(20))
-            .send()
+        let req = self.http.post(format!(
+            "{base}/destinations/queue/{}/peek?count={count}",
+            segment(name.as_str())
+        ));
+        self.call(req, token, CALL_TIMEOUT)
+            .await?
+            .json()
             .await
-            .map_err(failed)?;
-        checked(resp).await?.json().await.map_err(failed)
+            .map_err(failed)
     }
 
     async fn metrics(&self, base: &str, token: &str) -> Result<MetricsReport, AgentCallError> {
-        let resp = self
-            .http
-            .get(format!("{base}/metrics"))
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(10))
-            .send()
+        self.get_json(format!("{base}/metrics"), token, OBSERVE_TIMEOUT)
             .await
-            .map_err(failed)?;
-        checked(resp).await?.json().await.map_err(failed)
     }
 
     async fn logs(
@@ -273,18 +289,11 @@ impl AgentClient for HttpAgentClient {
         after: u64,
         limit: usize,
     ) -> Result<LogPage, AgentCallError> {
-        let resp = self
-            .http
-            .get(format!(
-                "{base}/logs?stream={}&after={after}&limit={limit}",
-                stream.as_str()
-            ))
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(failed)?;
-        checked(resp).await?.json().await.map_err(failed)
+        let url = format!(
+            "{base}/logs?stream={}&after={after}&limit={limit}",
+            stream.as_str()
+        );
+        self.get_json(url, token, OBSERVE_TIMEOUT).await
     }
 }
 

@@ -20,54 +20,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use agent_contract::metrics::{dims, names};
+use agent_contract::metrics::dims;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
+// The metric names an alarm may watch are those Berth collects.
+use super::metrics::METRIC_NAMES;
 use super::{authorize, Action, AppContext, Caller};
 use crate::db::alarms::{AlarmHistoryRow, AlarmRow, CollectionAge, NewDelivery, Transition};
 use crate::db::DataStore;
 use crate::error::Error;
-
-/// The metric names an alarm may watch.
-pub const METRIC_NAMES: &[&str] = &[
-    names::CPU_UTILIZATION,
-    names::SYSTEM_CPU_UTILIZATION,
-    names::MEMORY_USED,
-    names::MEMORY_LIMIT,
-    names::DISK_USED,
-    names::DISK_FREE,
-    names::NETWORK_IN,
-    names::NETWORK_OUT,
-    names::OOM_KILLS,
-    names::QUEUE_COUNT,
-    names::EXCHANGE_COUNT,
-    names::CONNECTION_COUNT,
-    names::CHANNEL_COUNT,
-    names::CONSUMER_COUNT,
-    names::MESSAGE_COUNT,
-    names::MESSAGE_READY_COUNT,
-    names::MESSAGE_UNACKNOWLEDGED_COUNT,
-    names::PUBLISH_RATE,
-    names::CONFIRM_RATE,
-    names::ACK_RATE,
-    names::RABBITMQ_MEM_USED,
-    names::RABBITMQ_MEM_LIMIT,
-    names::RABBITMQ_DISK_FREE,
-    names::RABBITMQ_DISK_FREE_LIMIT,
-    names::RABBITMQ_FD_USED,
-    names::HEAP_USAGE,
-    names::TOTAL_MESSAGE_COUNT,
-    names::TOTAL_CONSUMER_COUNT,
-    names::TOTAL_PRODUCER_COUNT,
-    names::CURRENT_CONNECTIONS_COUNT,
-    names::STORE_PERCENT_USAGE,
-    names::TEMP_PERCENT_USAGE,
-    names::QUEUE_SIZE,
-    names::PRODUCER_COUNT,
-    names::ENQUEUE_COUNT,
-    names::DEQUEUE_COUNT,
-];
 
 /// The dimensions an alarm may filter on.
 pub const DIMENSIONS: &[&str] = &[dims::NODE, dims::QUEUE, dims::TOPIC, dims::VIRTUAL_HOST];

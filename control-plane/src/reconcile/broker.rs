@@ -302,18 +302,7 @@ impl BrokerReconciler {
                     .map(|(n, alarm)| format!("node {n}: {}: {}", alarm.code, alarm.message))
                     .collect::<Vec<_>>()
                     .join("; ");
-                if self
-                    .store
-                    .broker_transition(
-                        &id,
-                        &[BrokerState::Running],
-                        BrokerState::CriticalActionRequired,
-                        Some(&reason),
-                    )
-                    .await?
-                {
-                    tracing::warn!(broker = %id, reason, "engine alarm: broker needs attention");
-                }
+                self.needs_attention(&id, &reason).await?;
                 return Ok(true);
             }
             if a.formed
@@ -339,20 +328,27 @@ impl BrokerReconciler {
                 self.config.unhealthy_after.as_secs(),
                 a.detail
             );
-            if self
-                .store
-                .broker_transition(
-                    &id,
-                    &[BrokerState::Running],
-                    BrokerState::CriticalActionRequired,
-                    Some(&reason),
-                )
-                .await?
-            {
-                tracing::warn!(broker = %id, reason, "broker needs attention");
-            }
+            self.needs_attention(&id, &reason).await?;
         }
         Ok(false)
+    }
+
+    /// RUNNING → CRITICAL_ACTION_REQUIRED with `reason` (once; a broker already marked
+    /// keeps its first reason).
+    async fn needs_attention(&self, id: &BrokerId, reason: &str) -> anyhow::Result<()> {
+        if self
+            .store
+            .broker_transition(
+                id,
+                &[BrokerState::Running],
+                BrokerState::CriticalActionRequired,
+                Some(reason),
+            )
+            .await?
+        {
+            tracing::warn!(broker = %id, reason, "broker needs attention");
+        }
+        Ok(())
     }
 
     /// Sends the spec to every node's agent when a user change is pending (or when
