@@ -27,8 +27,7 @@ pub struct NodeRow {
 impl NodeRow {
     /// The last engine state the agent reported; unknown text reads as none.
     pub fn state(&self) -> Option<EngineState> {
-        let text = self.engine_state.as_deref()?;
-        serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+        parse_engine_state(self.engine_state.as_deref()?)
     }
 
     /// The engine alarms the node last reported while it answers; unreadable JSON reads
@@ -60,6 +59,11 @@ pub enum NodeObservation {
     },
     /// The agent did not answer (the error).
     Unreachable(String),
+}
+
+/// An engine state as stored (its wire name); unknown text reads as none.
+pub fn parse_engine_state(text: &str) -> Option<EngineState> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
 }
 
 fn state_text(state: EngineState) -> String {

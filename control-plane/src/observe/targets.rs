@@ -4,10 +4,12 @@
 use agent_contract::EngineState;
 
 use crate::crypto::SecretBox;
+use crate::db::nodes::parse_engine_state;
 use crate::db::DataStore;
 use crate::domain::profile::AGENT_PROTOCOL;
 use crate::domain::BrokerId;
 use crate::error::{Error, ResultExt};
+use crate::reconcile::broker::agent_host;
 
 /// One node's agent.
 #[derive(Clone)]
@@ -75,18 +77,11 @@ pub async fn broker_targets(
     .fetch_all(store.pool())
     .await
     .context_internal("listing observation targets")?;
-    let host = match publish_host {
-        "0.0.0.0" | "" => "127.0.0.1",
-        h => h,
-    };
+    let host = agent_host(publish_host);
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let state = (!r.unreachable)
-            .then(|| {
-                r.engine_state.as_deref().and_then(|s| {
-                    serde_json::from_value::<EngineState>(serde_json::Value::String(s.into())).ok()
-                })
-            })
+            .then(|| r.engine_state.as_deref().and_then(parse_engine_state))
             .flatten();
         if which == Which::Serving
             && !matches!(state, Some(EngineState::Ready | EngineState::Standby))

@@ -1183,9 +1183,18 @@ pub(crate) fn agent_base_url(
         .iter()
         .find(|p| p.node == node as i32 && p.protocol == AGENT_PROTOCOL)
         .ok_or_else(|| anyhow::anyhow!("no agent port allocated for node {node}"))?;
-    let host = match publish_host {
+    Ok(format!(
+        "http://{}:{}",
+        agent_host(publish_host),
+        port.host_port
+    ))
+}
+
+/// The host the agents' published ports are reached on: an unspecified publish address
+/// means loopback.
+pub(crate) fn agent_host(publish_host: &str) -> &str {
+    match publish_host {
         "0.0.0.0" | "" => "127.0.0.1",
         h => h,
-    };
-    Ok(format!("http://{host}:{}", port.host_port))
+    }
 }
