@@ -97,11 +97,13 @@ async fn drop_stale_databases(pg: &EmbeddedPostgres) {
 static PORT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
 /// Distinct host-port ranges for apps in this process, so parallel tests never
-/// allocate the same ports for not-yet-started containers.
+/// allocate the same ports for not-yet-started containers. The ranges lie below the
+/// kernel's ephemeral range (32768 and up here): a port published when a container is
+/// recreated must not have been taken meanwhile by some client's outgoing connection.
 pub fn port_range() -> (u16, u16) {
     let block = PORT_BLOCK.fetch_add(1, Ordering::SeqCst);
     let salt = (std::process::id() % 50) as u16;
-    let start = 30000 + ((salt * 7 + block) % 300) * 100;
+    let start = 11000 + ((salt * 7 + block) % 100) * 100;
     (start, start + 99)
 }
 
