@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up test prereqs build agent images image-default bench lint fmt openapi compat-venv
+.PHONY: up test test-binaries prereqs build agent images image-default bench lint fmt openapi compat-venv
 
 prereqs:
 	@scripts/prereqs.sh
@@ -20,9 +20,14 @@ DEFAULT_IMAGE := rabbitmq/4.0
 agent: prereqs
 	$(CARGO) build --release -p broker-agent
 
-# Every engine version Berth offers.
+# Every engine version Berth offers. A build that fails is tried once more: a mirror's
+# transient failure (a Packages file that did not download) must not fail the whole run.
 images: agent
-	@set -e; for i in $(ALL_IMAGES); do images/build.sh $${i%/*} $${i#*/} $(AGENT); done
+	@set -e; for i in $(ALL_IMAGES); do \
+	  images/build.sh $${i%/*} $${i#*/} $(AGENT) \
+	    || { echo "[images] $$i failed; trying once more in 10 s" >&2; sleep 10; \
+	         images/build.sh $${i%/*} $${i#*/} $(AGENT); }; \
+	done
 
 # Only the default engine (what `make up` needs; other versions are built on their first
 # CreateBroker).
@@ -36,13 +41,20 @@ compat-venv: prereqs
 up: build image-default
 	./target/release/berth serve
 
-test: images compat-venv
-	$(CARGO) build -p berth-control-plane
+# The engine images and the test binaries build side by side (one is mostly dpkg and I/O,
+# the other the compiler), then the suite runs.
+test: prereqs compat-venv
+	@$(MAKE) --no-print-directory -j2 -Otarget images test-binaries
 	$(CARGO) test --workspace --no-fail-fast
 
-bench: images
+test-binaries: prereqs
+	$(CARGO) build -p berth-control-plane
+	$(CARGO) test --workspace --no-run
+
+bench: images build
 	$(CARGO) bench -p berth-tests --bench lifecycle
 	$(CARGO) bench -p berth-tests --bench ha
+	$(CARGO) bench -p berth-tests --bench api
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -120,6 +120,10 @@ impl Application {
         );
         let reconciler = tokio::spawn(driver.run(cancel.clone()));
         let mut background = spawn_background(&settings, &store, &secrets, &cancel)?;
+        // Always on: the read caches serve nothing without it.
+        background.push(tokio::spawn(
+            crate::db::cache::ChangeFeed::new(store.clone()).run(cancel.clone()),
+        ));
         background.extend(spawn_observers(
             &settings,
             &store,

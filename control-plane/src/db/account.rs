@@ -61,17 +61,28 @@ impl DataStore {
         Ok(())
     }
 
+    /// The key as SigV4 verification needs it: from the key cache when it holds it
+    /// ([`super::cache`] keeps it exact), else from the table (and then cached).
     pub async fn access_key_fetch(
         &self,
         access_key_id: &str,
     ) -> Result<Option<AccessKeyRow>, Error> {
-        sqlx::query_as(
+        let keys = &self.caches().keys;
+        if let Some(row) = keys.get(access_key_id) {
+            return Ok(Some(row));
+        }
+        let generation = keys.generation();
+        let row: Option<AccessKeyRow> = sqlx::query_as(
             "SELECT access_key_id, account_id, secret_enc, role, active FROM access_keys WHERE access_key_id = $1",
         )
         .bind(access_key_id)
         .fetch_optional(&self.pool)
         .await
-        .context_internal("fetching access key")
+        .context_internal("fetching access key")?;
+        if let Some(row) = &row {
+            keys.put(generation, row.clone());
+        }
+        Ok(row)
     }
 
     pub async fn access_key_count(&self) -> Result<i64, Error> {
@@ -126,6 +137,8 @@ impl DataStore {
         .execute(&self.pool)
         .await
         .context_internal("updating access key")?;
+        // The trigger's notification follows; this caller sees the change at once.
+        self.caches().keys.invalidate();
         Ok(done.rows_affected() == 1)
     }
 
@@ -142,11 +155,16 @@ impl DataStore {
                 .execute(&self.pool)
                 .await
                 .context_internal("deleting access key")?;
+        self.caches().keys.invalidate();
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records that the key signed a request; written at most once a minute per key.
+    /// Records that the key signed a request; written at most once a minute per key
+    /// (and asked of the database at most that often by this process).
     pub async fn access_key_touch(&self, access_key_id: &str) -> Result<(), Error> {
+        if !self.caches().keys.touch_due(access_key_id) {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE access_keys SET last_used_at = now() WHERE access_key_id = $1
              AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",

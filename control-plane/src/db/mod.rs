@@ -8,6 +8,7 @@ pub mod account;
 pub mod alarms;
 pub mod audit;
 pub mod broker;
+pub mod cache;
 pub mod configuration;
 pub mod identity;
 pub mod logs;
@@ -31,6 +32,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
 #[derive(Clone, Debug)]
 pub struct DataStore {
     pool: PgPool,
+    caches: std::sync::Arc<cache::Caches>,
 }
 
 impl DataStore {
@@ -49,11 +51,19 @@ impl DataStore {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            caches: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The read caches; they serve nothing until a [`cache::ChangeFeed`] runs.
+    pub fn caches(&self) -> &cache::Caches {
+        &self.caches
     }
 
     /// The id of this Berth installation (labels every Docker object it creates).

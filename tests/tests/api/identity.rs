@@ -1069,3 +1069,56 @@ async fn the_first_start_creates_the_console_admin_with_a_private_password_file(
         .is_none());
     app.stop().await;
 }
+
+/// The server caches access keys for signing; a change made outside it (the `berth`
+/// CLI, another process, a manual UPDATE) reaches it through the database's change
+/// notifications: the key is refused within a moment, and accepted again likewise.
+#[tokio::test]
+async fn an_access_key_changed_outside_the_server_is_refused_at_once() {
+    let app = fake_app().await;
+    let created: Value = app
+        .post_json("/v1/berth/access-keys", &json!({"description": "cli"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["accessKeyId"].as_str().unwrap().to_owned();
+    let signer = Signer {
+        access_key_id: id.clone(),
+        secret_access_key: created["secretAccessKey"].as_str().unwrap().to_owned(),
+        region: app.settings.region.clone(),
+    };
+    let brokers = url(&app, "/v1/brokers");
+    let status = |signer: Signer, app_http: reqwest::Client, brokers: String| async move {
+        signer
+            .send(&app_http, Method::GET, &brokers, None)
+            .await
+            .status()
+            .as_u16()
+    };
+    // Used twice: the second answer may come from the cache.
+    for _ in 0..2 {
+        assert_eq!(
+            status(signer.clone(), app.http.clone(), brokers.clone()).await,
+            200
+        );
+    }
+    let db = sqlx::PgPool::connect(app.settings.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    for (active, want) in [(false, 403), (true, 200)] {
+        sqlx::query("UPDATE access_keys SET active = $1 WHERE access_key_id = $2")
+            .bind(active)
+            .bind(&id)
+            .execute(&db)
+            .await
+            .unwrap();
+        // Well below the cache's 60 s expiry: only the notification explains it.
+        let seen = berth_tests::wait_until(std::time::Duration::from_secs(5), || {
+            let (s, h, b) = (signer.clone(), app.http.clone(), brokers.clone());
+            async move { status(s, h, b).await == want }
+        })
+        .await;
+        assert!(seen.is_some(), "active = {active} never took effect");
+    }
+}

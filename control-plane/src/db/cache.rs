@@ -1,0 +1,245 @@
+//! In-memory read caches of hot rows, kept exact by Postgres change notifications.
+//!
+//! Every signed request needs its access key; reading it from Postgres on each request
+//! was a third of DescribeBroker's cost. The rules that keep a cached row from ever
+//! outliving a change:
+//!
+//! - Triggers (migration 0015) `pg_notify` every change of a cached table inside the
+//!   writing transaction, so every writer invalidates: this process, the `berth` CLI,
+//!   a manual `UPDATE`.
+//! - The [`ChangeFeed`] task LISTENs on its own connection. Until it listens, and from
+//!   the moment that connection fails until it listens again, the caches are bypassed
+//!   (nothing is served from them, nothing is stored) and they are emptied on every
+//!   (re)connect, since notifications may have been missed meanwhile.
+//! - A row read from the database is stored only if no invalidation happened since the
+//!   read began (a generation counter), so a read racing a change never stores the old
+//!   row after the change's notification was handled.
+//! - Writes through this process invalidate synchronously as well, so a caller reads
+//!   its own write at once, before the notification comes back.
+//! - Entries also expire after [`MAX_AGE`], a bound on staleness should everything
+//!   above fail.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use super::account::AccessKeyRow;
+use super::DataStore;
+
+/// Channel of access-key changes (payload: the key id).
+pub const ACCESS_KEYS_CHANNEL: &str = "berth_access_keys";
+/// Longest time an entry is served without being read again.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// More keys than this and the cache starts over (bounds memory under key spraying).
+const MAX_ENTRIES: usize = 10_000;
+/// How often a key's last use is written.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// The access keys SigV4 verification reads, by id.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    live: AtomicBool,
+    generation: AtomicU64,
+    entries: RwLock<HashMap<String, (Instant, AccessKeyRow)>>,
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+impl KeyCache {
+    /// The cached row of `id`, if the cache is live and holds a fresh one.
+    pub fn get(&self, id: &str) -> Option<AccessKeyRow> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < MAX_AGE)
+            .map(|(_, row)| row.clone())
+    }
+
+    /// The generation to pass to [`put`](Self::put) for a read starting now.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores `row`, read from the database by a read that began at `generation`,
+    /// unless the cache is not live or was invalidated since.
+    pub fn put(&self, generation: u64, row: AccessKeyRow) {
+        if !self.live.load(Ordering::Acquire) {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        // Checked under the write lock: `invalidate` bumps the generation before it
+        // takes the lock to clear, so a stale read can't slip in after the clear.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(row.access_key_id.clone(), (Instant::now(), row));
+    }
+
+    /// Forgets every entry (any key may have changed).
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    fn set_live(&self, live: bool) {
+        if !live {
+            self.live.store(false, Ordering::Release);
+        }
+        self.invalidate();
+        if live {
+            self.live.store(true, Ordering::Release);
+        }
+    }
+
+    /// True when `id`'s last use should be written now (at most every
+    /// [`TOUCH_EVERY`] per key from this process); records the write.
+    pub fn touch_due(&self, id: &str) -> bool {
+        let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match touched.get(id) {
+            Some(at) if now.duration_since(*at) < TOUCH_EVERY => false,
+            _ => {
+                if touched.len() >= MAX_ENTRIES {
+                    touched.clear();
+                }
+                touched.insert(id.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// The task that LISTENs for changes and invalidates the caches; see the module docs.
+pub struct ChangeFeed {
+    store: DataStore,
+}
+
+impl ChangeFeed {
+    pub fn new(store: DataStore) -> Self {
+        Self { store }
+    }
+
+    /// Runs until `cancel`; reconnects with backoff when the connection fails.
+    pub async fn run(self, cancel: CancellationToken) {
+        let keys = &self.store.caches().keys;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let connected = tokio::select! {
+                _ = cancel.cancelled() => break,
+                l = listen(&self.store) => l,
+            };
+            match connected {
+                Ok(mut listener) => {
+                    keys.set_live(true);
+                    backoff = Duration::from_millis(100);
+                    tracing::debug!("change feed listening");
+                    loop {
+                        let next = tokio::select! {
+                            _ = cancel.cancelled() => {
+                                keys.set_live(false);
+                                return;
+                            }
+                            n = listener.try_recv() => n,
+                        };
+                        match next {
+                            Ok(Some(n)) if n.channel() == ACCESS_KEYS_CHANNEL => keys.invalidate(),
+                            Ok(Some(_)) => {}
+                            Ok(None) => {
+                                tracing::warn!("change feed connection lost; caches bypassed until it is back");
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "change feed failed; caches bypassed until it is back");
+                                break;
+                            }
+                        }
+                    }
+                    keys.set_live(false);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "change feed cannot listen; caches bypassed");
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        keys.set_live(false);
+    }
+}
+
+async fn listen(store: &DataStore) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(store.pool()).await?;
+    listener.listen_all([ACCESS_KEYS_CHANNEL]).await?;
+    Ok(listener)
+}
+
+/// Every cache of a [`DataStore`].
+#[derive(Debug, Default)]
+pub struct Caches {
+    pub keys: KeyCache,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, active: bool) -> AccessKeyRow {
+        AccessKeyRow {
+            access_key_id: id.into(),
+            account_id: "000000000000".into(),
+            secret_enc: vec![1, 2, 3],
+            role: "admin".into(),
+            active,
+        }
+    }
+
+    #[test]
+    fn nothing_is_served_or_stored_until_live() {
+        let c = KeyCache::default();
+        c.put(c.generation(), row("AK", true));
+        assert!(c.get("AK").is_none());
+        c.set_live(true);
+        assert!(c.get("AK").is_none(), "the store before going live was dropped");
+        c.put(c.generation(), row("AK", true));
+        assert!(c.get("AK").unwrap().active);
+        c.set_live(false);
+        assert!(c.get("AK").is_none());
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_stored() {
+        let c = KeyCache::default();
+        c.set_live(true);
+        let before = c.generation();
+        c.invalidate();
+        c.put(before, row("AK", true));
+        assert!(c.get("AK").is_none());
+        c.put(c.generation(), row("AK", false));
+        assert!(!c.get("AK").unwrap().active);
+        c.invalidate();
+        assert!(c.get("AK").is_none());
+    }
+
+    #[test]
+    fn touches_are_spaced() {
+        let c = KeyCache::default();
+        assert!(c.touch_due("AK"));
+        assert!(!c.touch_due("AK"));
+        assert!(c.touch_due("OTHER"));
+    }
+}
