@@ -15,6 +15,7 @@ mod console;
 mod cost;
 mod destinations;
 mod docs;
+mod engine_alarms;
 mod ha_activemq;
 mod ha_rabbitmq;
 mod hardening;
