@@ -460,3 +460,166 @@ async fn a_viewer_sees_alarms_and_webhooks_but_cannot_change_them() {
     assert_eq!(resp.status(), 403);
     assert!(!api_alarm_named(&app, "no csrf").await);
 }
+
+async fn css(c: &fantoccini::Client, sel: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(fantoccini::Locator::Css(sel))
+        .await
+        .unwrap_or_else(|e| panic!("no element {sel}: {e}"))
+}
+
+/// Clicks `sel` and waits until the next page has loaded.
+async fn submit(c: &fantoccini::Client, sel: &str) {
+    c.execute("window.__berthOld = true;", vec![])
+        .await
+        .unwrap();
+    css(c, sel).await.click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let old = c
+            .execute(
+                "return window.__berthOld === true || document.readyState !== 'complete';",
+                vec![],
+            )
+            .await
+            .unwrap_or(Value::Bool(true));
+        if old == Value::Bool(false) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sel} led nowhere");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn assert_accessible(b: &berth_tests::browser::Browser, what: &str) {
+    let v = b.axe_violations().await;
+    assert!(v.is_empty(), "axe-core on {what}: {v:#?}");
+    b.screenshot(what).await;
+}
+
+#[tokio::test]
+async fn the_alarm_and_webhook_pages_work_in_a_browser_and_are_accessible() {
+    let app = fast_app().await;
+    let broker = app
+        .create_broker(&rabbitmq_broker("console-axe", "app", "correct-horse-9-x"))
+        .await;
+    app.wait_for_state(&broker, "RUNNING", Duration::from_secs(30))
+        .await;
+    let password = "console-Passw0rd-long";
+    app.create_console_user(ACCOUNT, "anna", password, Role::Operator)
+        .await;
+    let b = berth_tests::browser::Browser::start().await;
+    let c = &b.client;
+    c.goto(&format!("{}/console/login", app.address))
+        .await
+        .unwrap();
+    css(c, "#username").await.send_keys("anna").await.unwrap();
+    css(c, "#password").await.send_keys(password).await.unwrap();
+    submit(c, "#sign-in").await;
+
+    // A webhook: the secret shows once.
+    c.goto(&format!("{}/console/webhooks", app.address))
+        .await
+        .unwrap();
+    assert_accessible(&b, "webhooks").await;
+    let (url, _got) = receiver().await;
+    css(c, "#url").await.send_keys(&url).await.unwrap();
+    css(c, "#description")
+        .await
+        .send_keys("pager")
+        .await
+        .unwrap();
+    submit(c, "#create-hook").await;
+    let secret = css(c, "#new-hook-secret").await.text().await.unwrap();
+    assert!(secret.len() >= 20);
+    assert_accessible(&b, "webhook-created").await;
+
+    // The alarm form from the broker page's link: a bad threshold comes back at its field.
+    c.goto(&format!("{}/console/brokers/{broker}", app.address))
+        .await
+        .unwrap();
+    css(c, "#create-broker-alarm").await.click().await.unwrap();
+    let chosen = css(c, "#brokerId").await.prop("value").await.unwrap();
+    assert_eq!(chosen.as_deref(), Some(broker.as_str()));
+    assert_accessible(&b, "alarms").await;
+    css(c, "#name")
+        .await
+        .send_keys("orders unattended")
+        .await
+        .unwrap();
+    css(c, "#metricName")
+        .await
+        .select_by_value("ConsumerCount")
+        .await
+        .unwrap();
+    css(c, "#threshold").await.send_keys("lots").await.unwrap();
+    submit(c, "#create-alarm").await;
+    let err = css(c, "#error-threshold").await.text().await.unwrap();
+    assert!(err.contains("number"), "{err}");
+    let kept = css(c, "#name").await.prop("value").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("orders unattended"));
+    assert_accessible(&b, "alarms-error").await;
+    css(c, "#threshold").await.clear().await.unwrap();
+    css(c, "#threshold").await.send_keys("0").await.unwrap();
+    css(c, "#comparison")
+        .await
+        .select_by_value("LessThanOrEqualToThreshold")
+        .await
+        .unwrap();
+    css(c, "#dimension")
+        .await
+        .select_by_value("Queue")
+        .await
+        .unwrap();
+    css(c, "#dimensionValue")
+        .await
+        .send_keys("orders")
+        .await
+        .unwrap();
+    css(c, "#webhookId").await.select_by_index(1).await.unwrap();
+    css(c, "#periodSeconds").await.clear().await.unwrap();
+    css(c, "#periodSeconds")
+        .await
+        .send_keys("10")
+        .await
+        .unwrap();
+    submit(c, "#create-alarm").await;
+    let state = css(c, "#alarm-state").await.text().await.unwrap();
+    assert_eq!(state, "INSUFFICIENT_DATA");
+    let alarm_path = c.current_url().await.unwrap().path().to_owned();
+
+    // After a transition the detail page and the delivery log show it.
+    consumer_count(&app, &broker, 0.0).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        c.goto(&format!("{}{alarm_path}", app.address))
+            .await
+            .unwrap();
+        if c.find(fantoccini::Locator::Css(".history-to"))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no history");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_accessible(&b, "alarm-detail").await;
+    c.goto(&format!("{}/console/webhooks", app.address))
+        .await
+        .unwrap();
+    css(c, "#hook-list a").await.click().await.unwrap();
+    css(c, "#delivery-list").await;
+    assert_accessible(&b, "webhook-detail").await;
+
+    // Deleting: the box must be ticked (the browser enforces `required`), then it goes.
+    c.goto(&format!("{}{alarm_path}", app.address))
+        .await
+        .unwrap();
+    css(c, "#delete-confirm").await.click().await.unwrap();
+    submit(c, "#delete").await;
+    let notice = css(c, "#notice").await.text().await.unwrap();
+    assert_eq!(notice, "Alarm deleted.");
+    assert!(!api_alarm_named(&app, "orders unattended").await);
+}
