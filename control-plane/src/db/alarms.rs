@@ -74,6 +74,8 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The notification sent (its JSON names the alarm).
+    pub body: String,
 }
 
 /// A delivery claimed for sending, with its hook's URL and sealed secret.
@@ -375,7 +377,7 @@ impl DataStore {
     pub async fn delivery_list(&self, webhook_id: &str) -> Result<Vec<DeliveryRow>, Error> {
         sqlx::query_as(
             "SELECT id, webhook_id, event, status, attempts, next_attempt_at, last_status_code,
-                 last_error, created_at, finished_at
+                 last_error, created_at, finished_at, body
              FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY created_at DESC, id LIMIT 1000",
         )
         .bind(webhook_id)

@@ -12,6 +12,7 @@ mod clients;
 mod compat;
 mod configurations;
 mod console;
+mod console_alarms;
 mod cost;
 mod destinations;
 mod docs;

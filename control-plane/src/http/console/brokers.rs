@@ -166,6 +166,8 @@ struct BrokerPage {
     /// The queue peeked at and what the peek showed.
     peeked_queue: String,
     peeked: Vec<PeekItem>,
+    /// This broker's alarms (the Alarms panel).
+    alarms: Vec<super::alarms::AlarmItem>,
 }
 
 /// A row of the queues and topics table.
@@ -504,6 +506,7 @@ async fn broker_page(
         destinations_note: dest_note,
         peeked_queue,
         peeked,
+        alarms: super::alarms::broker_alarms(state, c, id).await?,
     })
 }
 

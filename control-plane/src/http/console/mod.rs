@@ -9,6 +9,7 @@
 //! [`Caller`] before the app layer runs it: a viewer's forged POST gets a 403 page. Errors
 //! render as HTML pages with their 4xx status, never as the API's JSON.
 
+mod alarms;
 mod assets;
 mod brokers;
 pub mod charts;
@@ -71,6 +72,13 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/console/audit", get(identity::audit))
         .route("/console/cost", get(cost::page))
+        .route("/console/alarms", get(alarms::list).post(alarms::post))
+        .route("/console/alarms/{id}", get(alarms::detail))
+        .route(
+            "/console/webhooks",
+            get(alarms::hooks).post(alarms::hooks_post),
+        )
+        .route("/console/webhooks/{id}", get(alarms::hook_detail))
 }
 
 /// The signed-in visitor of a console page: the session and the [`Caller`] it acts as.
