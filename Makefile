@@ -43,6 +43,7 @@ test: images compat-venv
 bench: images
 	$(CARGO) bench -p berth-tests --bench lifecycle
 	$(CARGO) bench -p berth-tests --bench ha
+	$(CARGO) bench -p berth-tests --bench observability
 
 lint:
 	$(CARGO) fmt --all -- --check
