@@ -54,6 +54,7 @@ test-binaries: prereqs
 bench: images build
 	$(CARGO) bench -p berth-tests --bench lifecycle
 	$(CARGO) bench -p berth-tests --bench ha
+	$(CARGO) bench -p berth-tests --bench observability
 	$(CARGO) bench -p berth-tests --bench api
 
 lint:
