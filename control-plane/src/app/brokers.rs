@@ -306,19 +306,16 @@ pub async fn broker_describe(
     id: &str,
 ) -> Result<BrokerDetail, Error> {
     let id = BrokerId::parse(id)?;
-    let row = ctx
+    let b = ctx
         .store
-        .broker_fetch(&caller.scope, &id)
+        .broker_bundle(&caller.scope, &id)
         .await?
         .ok_or_else(|| Error::broker_not_found(id.as_str()))?;
-    let users = ctx.store.broker_users(&id).await?;
-    let ports = ctx.store.broker_ports(&id).await?;
-    let nodes = ctx.store.broker_nodes(&id).await?;
     Ok(BrokerDetail {
-        row,
-        users,
-        ports,
-        nodes,
+        row: b.row,
+        users: b.users,
+        ports: b.ports,
+        nodes: b.nodes,
     })
 }
 

@@ -80,7 +80,7 @@ impl DataStore {
         .await
         .context_internal("fetching access key")?;
         if let Some(row) = &row {
-            keys.put(generation, row.clone());
+            keys.put(generation, access_key_id, row.clone());
         }
         Ok(row)
     }
@@ -138,7 +138,7 @@ impl DataStore {
         .await
         .context_internal("updating access key")?;
         // The trigger's notification follows; this caller sees the change at once.
-        self.caches().keys.invalidate();
+        self.caches().keys.invalidate_all();
         Ok(done.rows_affected() == 1)
     }
 
@@ -155,14 +155,14 @@ impl DataStore {
                 .execute(&self.pool)
                 .await
                 .context_internal("deleting access key")?;
-        self.caches().keys.invalidate();
+        self.caches().keys.invalidate_all();
         Ok(done.rows_affected() == 1)
     }
 
     /// Records that the key signed a request; written at most once a minute per key
     /// (and asked of the database at most that often by this process).
     pub async fn access_key_touch(&self, access_key_id: &str) -> Result<(), Error> {
-        if !self.caches().keys.touch_due(access_key_id) {
+        if !self.caches().touches.due(access_key_id) {
             return Ok(());
         }
         sqlx::query(

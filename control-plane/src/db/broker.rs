@@ -179,6 +179,34 @@ impl DataStore {
         .context_internal("fetching broker")
     }
 
+    /// The broker with its users, ports and nodes, if `scope` owns it: from the broker
+    /// cache when it holds it ([`super::cache`] keeps it exact), else read (and cached).
+    pub async fn broker_bundle(
+        &self,
+        scope: &Scope,
+        id: &BrokerId,
+    ) -> Result<Option<super::model::BrokerBundle>, Error> {
+        let cache = &self.caches().brokers;
+        let owned = |b: &super::model::BrokerBundle| {
+            b.row.account_id == scope.account.as_str() && b.row.region == scope.region.as_str()
+        };
+        if let Some(b) = cache.get(id.as_str()) {
+            return Ok(owned(&b).then_some(b));
+        }
+        let generation = cache.generation();
+        let Some(row) = self.broker_fetch(scope, id).await? else {
+            return Ok(None);
+        };
+        let bundle = super::model::BrokerBundle {
+            row,
+            users: self.broker_users(id).await?,
+            ports: self.broker_ports(id).await?,
+            nodes: self.broker_nodes(id).await?,
+        };
+        cache.put(generation, id.as_str(), bundle.clone());
+        Ok(Some(bundle))
+    }
+
     /// A broker regardless of owner: for the reconciler only.
     pub async fn broker_fetch_unscoped(&self, id: &BrokerId) -> Result<Option<BrokerRow>, Error> {
         sqlx::query_as(&format!(
@@ -269,6 +297,7 @@ impl DataStore {
         .execute(&self.pool)
         .await
         .context_internal("updating broker state")?;
+        self.caches().brokers.invalidate(id.as_str());
         Ok(res.rows_affected() == 1)
     }
 
@@ -280,6 +309,7 @@ impl DataStore {
             .execute(&self.pool)
             .await
             .context_internal("deleting broker row")?;
+        self.caches().brokers.invalidate(id.as_str());
         Ok(res.rows_affected() == 1)
     }
 
@@ -322,6 +352,7 @@ impl DataStore {
             .execute(&self.pool)
             .await
             .context_internal("updating broker")?;
+        self.caches().brokers.invalidate(id.as_str());
         Ok(())
     }
 
@@ -340,6 +371,7 @@ impl DataStore {
         .execute(&self.pool)
         .await
         .context_internal("requesting reboot")?;
+        self.caches().brokers.invalidate(id.as_str());
         Ok(res.rows_affected() == 1)
     }
 
@@ -393,6 +425,7 @@ impl DataStore {
         .execute(&self.pool)
         .await
         .context_internal("applying pending changes")?;
+        self.caches().brokers.invalidate(id.as_str());
         Ok(())
     }
 
@@ -426,6 +459,7 @@ impl DataStore {
         .execute(&self.pool)
         .await
         .context_internal("starting maintenance")?;
+        self.caches().brokers.invalidate(id.as_str());
         Ok(res.rows_affected() == 1)
     }
 
@@ -480,6 +514,7 @@ impl DataStore {
             Err(e) => return Err(Error::internal("inserting user", e)),
         }
         tx.commit().await.context_internal("commit user_create")?;
+        self.caches().brokers.invalidate(broker.as_str());
         Ok(())
     }
 
@@ -509,6 +544,7 @@ impl DataStore {
         .execute(&self.pool)
         .await
         .context_internal("updating user")?;
+        self.caches().brokers.invalidate(broker.as_str());
         Ok(res.rows_affected() == 1)
     }
 
@@ -527,6 +563,7 @@ impl DataStore {
         .execute(&self.pool)
         .await
         .context_internal("deleting user")?;
+        self.caches().brokers.invalidate(broker.as_str());
         Ok(res.rows_affected() == 1)
     }
 
@@ -553,6 +590,7 @@ impl DataStore {
         .await
         .context_internal("confirming users")?;
         tx.commit().await.context_internal("commit users_confirm")?;
+        self.caches().brokers.invalidate(broker.as_str());
         Ok(())
     }
 
@@ -567,6 +605,7 @@ impl DataStore {
             .execute(&self.pool)
             .await
             .context_internal("updating broker tags")?;
+        self.caches().brokers.invalidate(id.as_str());
         Ok(())
     }
 
@@ -607,6 +646,7 @@ impl DataStore {
         tx.commit()
             .await
             .context_internal("commit broker_ports_ensure")?;
+        self.caches().brokers.invalidate(id.as_str());
         self.broker_ports(id).await
     }
 

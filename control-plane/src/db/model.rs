@@ -152,3 +152,13 @@ pub struct NewUser {
     pub console_access: bool,
     pub groups: Vec<String>,
 }
+
+/// A broker with its users, pinned host ports and nodes: what DescribeBroker shows,
+/// read as one (and cached as one, see [`super::cache`]).
+#[derive(Debug, Clone)]
+pub struct BrokerBundle {
+    pub row: BrokerRow,
+    pub users: Vec<UserRow>,
+    pub ports: Vec<PortRow>,
+    pub nodes: Vec<super::nodes::NodeRow>,
+}

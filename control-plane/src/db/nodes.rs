@@ -157,7 +157,10 @@ impl DataStore {
             .await
             .context_internal("recording node health")?;
         match written {
-            Some(row) => Ok(row),
+            Some(row) => {
+                self.caches().brokers.invalidate(id.as_str());
+                Ok(row)
+            }
             None => sqlx::query_as(
                 "SELECT node, zone, engine_state, last_error, cluster_running, reported_at, unreachable_since, alarms \
                  FROM broker_nodes WHERE broker_id = $1 AND node = $2",

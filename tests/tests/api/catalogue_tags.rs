@@ -131,3 +131,50 @@ async fn tags_are_created_listed_and_deleted_by_arn() {
     assert_eq!(app.get(&format!("/v1/tags/{missing}")).await.status(), 404);
     app.stop().await;
 }
+
+/// DescribeBroker is served from a cache; a change made outside the server (another
+/// process, a manual UPDATE) reaches it through the database's change notifications,
+/// long before the cache's 60 s expiry, and a change through the API is seen at once.
+#[tokio::test]
+async fn describe_broker_sees_changes_made_outside_the_server() {
+    let app = fake_app().await;
+    let id = app
+        .create_broker(&rabbitmq_broker("cache-probe", "admin", "probe-password-1"))
+        .await;
+    // Twice: the second answer may come from the cache.
+    assert_eq!(tags_of(&app, &id).await, json!({}));
+    assert_eq!(tags_of(&app, &id).await, json!({}));
+
+    let db = sqlx::PgPool::connect(app.settings.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE brokers SET tags = '{\"team\": \"ops\"}'::jsonb WHERE id = $1")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let (app_ref, id_ref) = (&app, &id);
+    let seen = berth_tests::wait_until(std::time::Duration::from_secs(5), || async move {
+        tags_of(app_ref, id_ref).await == json!({"team": "ops"})
+    })
+    .await;
+    assert!(seen.is_some(), "the outside change never showed");
+
+    // Through the API: the very next DescribeBroker shows it.
+    let (_, d) = app.describe(&id).await;
+    let enc = d["brokerArn"].as_str().unwrap().replace(':', "%3A");
+    let resp = app
+        .post_json(&format!("/v1/tags/{enc}"), &json!({"tags": {"env": "ci"}}))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        tags_of(&app, &id).await,
+        json!({"team": "ops", "env": "ci"})
+    );
+}
+
+async fn tags_of(app: &TestApp, id: &str) -> Value {
+    let (status, v) = app.describe(id).await;
+    assert_eq!(status, 200, "{v}");
+    v["tags"].clone()
+}
