@@ -237,7 +237,7 @@ impl Default for Settings {
             session_max_lifetime_secs: 12 * 3600,
             login_max_failures: 5,
             login_failure_window_secs: 5 * 60,
-            logs_interval_ms: 10_000,
+            logs_interval_ms: 30_000,
             logs_max_age_hours: 24 * 14,
             logs_max_lines: 200_000,
             alarm_eval_interval_secs: 60,

@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the server's per-request allocations cost a fifth of its CPU with glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use berth::app::identity;
 use berth::app::{AppContext, Role};
 use berth::config::Settings;

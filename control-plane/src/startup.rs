@@ -154,7 +154,7 @@ impl Application {
             &settings,
         )?)?);
         let state = ApiState {
-            app: app.clone(),
+            app: std::sync::Arc::new(app.clone()),
             identity,
             sessions: sessions.clone(),
             metrics: Arc::new(crate::app::metrics::MetricsConfig {

@@ -26,14 +26,14 @@ const MAX_ANSWER: usize = 64 * 1024;
 /// What the audit layer needs: the store, and each route's operation name.
 #[derive(Clone, Debug)]
 pub struct AuditState {
-    pub app: AppContext,
+    pub app: Arc<AppContext>,
     operations: Arc<HashMap<(Method, String), String>>,
 }
 
 impl AuditState {
     /// Operation names from the OpenAPI document (`(method, path template)` →
     /// `operationId`).
-    pub fn new(app: AppContext, api: &utoipa::openapi::OpenApi) -> Self {
+    pub fn new(app: Arc<AppContext>, api: &utoipa::openapi::OpenApi) -> Self {
         let mut operations = HashMap::new();
         for (path, item) in &api.paths.paths {
             let ops = [

@@ -107,7 +107,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// State shared by handlers.
 #[derive(Clone, Debug)]
 pub struct ApiState {
-    pub app: AppContext,
+    /// Shared, not copied, per request (cloning it was a visible share of a request).
+    pub app: std::sync::Arc<AppContext>,
     /// Console settings, the failed-login limiter.
     pub identity: std::sync::Arc<crate::app::identity::Identity>,
     /// Signs and verifies session cookies.
