@@ -329,7 +329,7 @@ async fn main() {
                 server,
                 200,
                 None,
-                { signed(format!("/v1/brokers/{id}"), signer.clone(), base.clone()) },
+                signed(format!("/v1/brokers/{id}"), signer.clone(), base.clone()),
             )
             .await,
         );
@@ -343,7 +343,7 @@ async fn main() {
                 server,
                 200,
                 Some(10_000.0),
-                { signed(format!("/v1/brokers/{id}"), signer.clone(), base.clone()) },
+                signed(format!("/v1/brokers/{id}"), signer.clone(), base.clone()),
             )
             .await,
         );
@@ -357,7 +357,7 @@ async fn main() {
                 server,
                 200,
                 None,
-                { signed("/v1/brokers".to_owned(), signer.clone(), base.clone()) },
+                signed("/v1/brokers".to_owned(), signer.clone(), base.clone()),
             )
             .await,
         );
