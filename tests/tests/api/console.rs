@@ -23,14 +23,14 @@ async fn fake_app() -> TestApp {
     spawn_app_on(runtime, Arc::new(crate::reconciler::ReadyAgent), |_| {}).await
 }
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-async fn css(c: &Client, sel: &str) -> fantoccini::elements::Element {
+pub(crate) async fn css(c: &Client, sel: &str) -> fantoccini::elements::Element {
     c.wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Css(sel))
@@ -43,7 +43,7 @@ async fn text(c: &Client, sel: &str) -> String {
 }
 
 /// Clicks `sel` and waits until the next page has loaded.
-async fn submit(c: &Client, sel: &str) {
+pub(crate) async fn submit(c: &Client, sel: &str) {
     c.execute("window.__berthOld = true;", vec![])
         .await
         .unwrap();
@@ -70,7 +70,7 @@ async fn path(c: &Client) -> String {
 }
 
 /// Signs in through the login form.
-async fn login(b: &Browser, app: &TestApp, user: &str, password: &str) {
+pub(crate) async fn login(b: &Browser, app: &TestApp, user: &str, password: &str) {
     let c = &b.client;
     c.goto(&format!("{}/console/login", app.address))
         .await

@@ -14,6 +14,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::console::{css, login, no_redirects, submit};
 use berth::app::Role;
 use berth_tests::{rabbitmq_broker, spawn_app_on, ConsoleSession, TestApp, RABBITMQ_IMAGE};
 
@@ -48,13 +49,6 @@ async fn fast_app() -> TestApp {
         s.webhook_timeout_ms = 2000;
     })
     .await
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// `GET path` with the session; the status and the page.
@@ -461,37 +455,6 @@ async fn a_viewer_sees_alarms_and_webhooks_but_cannot_change_them() {
     assert!(!api_alarm_named(&app, "no csrf").await);
 }
 
-async fn css(c: &fantoccini::Client, sel: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(fantoccini::Locator::Css(sel))
-        .await
-        .unwrap_or_else(|e| panic!("no element {sel}: {e}"))
-}
-
-/// Clicks `sel` and waits until the next page has loaded.
-async fn submit(c: &fantoccini::Client, sel: &str) {
-    c.execute("window.__berthOld = true;", vec![])
-        .await
-        .unwrap();
-    css(c, sel).await.click().await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let old = c
-            .execute(
-                "return window.__berthOld === true || document.readyState !== 'complete';",
-                vec![],
-            )
-            .await
-            .unwrap_or(Value::Bool(true));
-        if old == Value::Bool(false) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{sel} led nowhere");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn assert_accessible(b: &berth_tests::browser::Browser, what: &str) {
     let v = b.axe_violations().await;
     assert!(v.is_empty(), "axe-core on {what}: {v:#?}");
@@ -511,12 +474,7 @@ async fn the_alarm_and_webhook_pages_work_in_a_browser_and_are_accessible() {
         .await;
     let b = berth_tests::browser::Browser::start().await;
     let c = &b.client;
-    c.goto(&format!("{}/console/login", app.address))
-        .await
-        .unwrap();
-    css(c, "#username").await.send_keys("anna").await.unwrap();
-    css(c, "#password").await.send_keys(password).await.unwrap();
-    submit(c, "#sign-in").await;
+    login(&b, &app, "anna", password).await;
 
     // A webhook: the secret shows once.
     c.goto(&format!("{}/console/webhooks", app.address))
