@@ -502,3 +502,119 @@ async fn bad_alarm_and_webhook_bodies_are_400_with_the_attribute() {
         assert_eq!(v["errorAttribute"], "url", "{url} → {v}");
     }
 }
+
+/// The whole chain on a real RabbitMQ 4.0 broker: the agent's samples, the collector,
+/// the evaluator and the webhook worker. A queue nobody consumes trips a
+/// `ConsumerCount <= 0` alarm whose signed notification reaches a real receiver; a
+/// consumer clears it. Then a reboot's engine log lines are searchable through the API.
+#[tokio::test]
+async fn a_real_queue_without_consumers_alarms_and_a_reboot_is_in_the_logs() {
+    let app = berth_tests::spawn_app_with(|s| {
+        fast(s);
+        s.metrics_interval_ms = 1000;
+        s.logs_interval_ms = 1000;
+    })
+    .await;
+    berth_tests::require_engine_image(&app.docker, "berth/rabbitmq:4.0").await;
+    let receiver = Receiver::start(&[]).await;
+    let (hook, secret) = create_hook(&app, &receiver.url, false).await;
+    let (user, pw) = ("alarm-admin", "alarm-Adm1n-Passw0rd");
+    let mut request = rabbitmq_broker("alarm-real", user, pw);
+    request["logs"] = json!({"general": true});
+    let broker = app.create_broker(&request).await;
+    let v = app
+        .wait_for_state(&broker, "RUNNING", Duration::from_secs(180))
+        .await;
+    let conn = crate::amqp::connect(&berth_tests::amqp_endpoint(&v), user, pw)
+        .await
+        .unwrap();
+    let channel = crate::amqp::declare_durable(&conn, "orders").await;
+    let alarm = no_consumers_alarm(&app, &broker, &[&hook]).await;
+
+    // RabbitMQ refreshes its statistics every 5 s; the alarm's period is 10 s.
+    let wait_state = |state: &'static str| {
+        let (receiver, secret) = (&receiver, secret.clone());
+        async move {
+            let mut found = None;
+            wait_until(Duration::from_secs(90), || {
+                found = receiver
+                    .notifications(&secret)
+                    .into_iter()
+                    .find(|n| n["newState"] == state);
+                let done = found.is_some();
+                async move { done }
+            })
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {state} notification: {:?}",
+                    receiver.notifications(&secret)
+                )
+            });
+            found.unwrap()
+        }
+    };
+    let n = wait_state("ALARM").await;
+    assert_eq!(n["alarm"]["alarmId"], alarm.as_str());
+    assert_eq!(n["alarm"]["brokerId"], broker.as_str());
+
+    let _consumer = channel
+        .basic_consume(
+            "orders".into(),
+            "alarm-test".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let n = wait_state("OK").await;
+    assert_eq!(n["oldState"], "ALARM");
+    drop(conn);
+
+    // A reboot: RabbitMQ's shutdown and its second start are both searchable.
+    let (app_ref, id) = (&app, broker.as_str());
+    wait_until(Duration::from_secs(60), || async move {
+        startup_lines(app_ref, id).await >= 1
+    })
+    .await
+    .expect("the first start's line was collected");
+    let before = startup_lines(&app, &broker).await;
+    assert_eq!(
+        app.post_json(&format!("/v1/brokers/{broker}/reboot"), &json!({}))
+            .await
+            .status(),
+        200
+    );
+    app.wait_for_state(&broker, "RUNNING", Duration::from_secs(180))
+        .await;
+    wait_until(Duration::from_secs(60), || async move {
+        startup_lines(app_ref, id).await > before
+    })
+    .await
+    .expect("the reboot's startup line is searchable");
+    let v = json_of(
+        app.get(&format!(
+            "/v1/berth/brokers/{broker}/logs?contains=stopp&maxResults=100"
+        ))
+        .await,
+        200,
+    )
+    .await;
+    assert!(
+        !v["events"].as_array().unwrap().is_empty(),
+        "the reboot's shutdown lines are searchable: {v}"
+    );
+}
+
+/// How many "Server startup complete" lines the broker's collected logs hold.
+async fn startup_lines(app: &TestApp, broker: &str) -> usize {
+    let v = json_of(
+        app.get(&format!(
+            "/v1/berth/brokers/{broker}/logs?contains=Server%20startup%20complete&maxResults=100"
+        ))
+        .await,
+        200,
+    )
+    .await;
+    v["events"].as_array().map_or(0, |e| e.len())
+}
