@@ -92,8 +92,14 @@ impl Receiver {
     }
 
     async fn wait_for_state(&self, secret: &str, state: &str) -> Value {
+        self.wait_for_state_within(secret, state, Duration::from_secs(30))
+            .await
+    }
+
+    /// The first notification of `state`, waiting up to `timeout` for it.
+    async fn wait_for_state_within(&self, secret: &str, state: &str, timeout: Duration) -> Value {
         let mut found = None;
-        wait_until(Duration::from_secs(30), || {
+        wait_until(timeout, || {
             found = self
                 .notifications(secret)
                 .into_iter()
@@ -533,26 +539,7 @@ async fn a_real_queue_without_consumers_alarms_and_a_reboot_is_in_the_logs() {
 
     // RabbitMQ refreshes its statistics every 5 s; the alarm's period is 10 s.
     let wait_state = |state: &'static str| {
-        let (receiver, secret) = (&receiver, secret.clone());
-        async move {
-            let mut found = None;
-            wait_until(Duration::from_secs(90), || {
-                found = receiver
-                    .notifications(&secret)
-                    .into_iter()
-                    .find(|n| n["newState"] == state);
-                let done = found.is_some();
-                async move { done }
-            })
-            .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no {state} notification: {:?}",
-                    receiver.notifications(&secret)
-                )
-            });
-            found.unwrap()
-        }
+        receiver.wait_for_state_within(&secret, state, Duration::from_secs(90))
     };
     let n = wait_state("ALARM").await;
     assert_eq!(n["alarm"]["alarmId"], alarm.as_str());
