@@ -408,7 +408,6 @@ pub async fn start_berth_process(
     data_dir: &std::path::Path,
     ports: (u16, u16),
 ) -> (tokio::process::Child, String) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new(berth_bin())
         .env("DATABASE_URL", db)
         .env("BERTH_DATA_DIR", data_dir)
@@ -422,8 +421,17 @@ pub async fn start_berth_process(
         .kill_on_drop(true)
         .spawn()
         .expect("spawn berth");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
+    let base = berth_banner(&mut child, Duration::from_secs(60)).await;
+    (child, base)
+}
+
+/// The API base URL from the start banner of a `berth serve` child whose stdout is
+/// piped, waiting up to `timeout`; stdout is drained from then on, so the child never
+/// blocks on a full pipe.
+pub async fn berth_banner(child: &mut tokio::process::Child, timeout: Duration) -> String {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let base = tokio::time::timeout(timeout, async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.strip_prefix("Berth is up: API ") {
                 return rest.split("/v1/").next().unwrap().to_owned();
@@ -433,9 +441,8 @@ pub async fn start_berth_process(
     })
     .await
     .expect("berth banner");
-    // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
+    base
 }
 
 impl TestApp {

@@ -60,7 +60,6 @@ impl Berth {
     /// finds the simulated brokers (on a second start) fails at pinning their engine
     /// ports, before it could create any Docker object for them.
     pub async fn start(db: &str, data_dir: &Path, interval_ms: u64, held: u16) -> Self {
-        use tokio::io::{AsyncBufReadExt, BufReader};
         let metrics_token = random_token();
         // Its warnings (slow statements, slow pool acquires) go to a file, counted later.
         let stderr_path = data_dir.join(format!("berth-{interval_ms}.stderr"));
@@ -81,18 +80,7 @@ impl Berth {
             .spawn()
             .expect("spawn berth");
         let pid = child.id().expect("berth pid");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = tokio::time::timeout(Duration::from_secs(90), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(rest) = line.strip_prefix("Berth is up: API ") {
-                    return rest.split("/v1/").next().unwrap().to_owned();
-                }
-            }
-            panic!("berth exited before it was up");
-        })
-        .await
-        .expect("berth banner");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = berth_tests::berth_banner(&mut child, Duration::from_secs(90)).await;
         Self {
             child,
             base,
