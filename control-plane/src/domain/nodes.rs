@@ -147,6 +147,14 @@ pub struct Assessment {
     pub detail: String,
     /// Engine alarms the answering nodes raised, in node order.
     pub alarms: Vec<(u32, agent_contract::EngineAlarm)>,
+    /// A pair's standby is taking over: no node serves, and one waits for the store's
+    /// lock or starts with it. A dead node is then not started until the new active
+    /// serves: starting its container publishes its ports at once, and a failover client
+    /// that tries them before the engine inside listens waits in the TLS handshake
+    /// (Docker's proxy accepts, and its own connect to a container whose network is not
+    /// up yet waits for a SYN retransmission, about 1 s) instead of reaching the new
+    /// active.
+    pub taking_over: bool,
 }
 
 /// One node's report, as the reconciler got it.
@@ -230,12 +238,18 @@ pub fn assess(layout: &Layout, reports: &[NodeReport<'_>]) -> Assessment {
         .filter_map(|(n, r)| r.as_ref().ok().map(|h| (*n, h)))
         .flat_map(|(n, h)| h.alarms.iter().map(move |a| (n, a.clone())))
         .collect();
+    let taking_over = layout.kind == NodeKind::Pair
+        && ready == 0
+        && reports
+            .iter()
+            .any(|(_, r)| matches!(state(r), Some(EngineState::Standby | EngineState::Starting)));
     Assessment {
         serving,
         formed,
         failed,
         detail,
         alarms,
+        taking_over,
     }
 }
 
@@ -320,6 +334,33 @@ mod tests {
             observed_role(NodeKind::Single, Some(EngineState::Standby)),
             ObservedRole::Down
         );
+    }
+
+    #[test]
+    fn a_pair_takes_over_while_no_node_serves_and_one_has_or_waits_for_the_lock() {
+        let l = layout(&id(), DeploymentMode::ActiveStandbyMultiAz, "us-east-1");
+        let ready = report(EngineState::Ready, None);
+        let standby = report(EngineState::Standby, None);
+        let starting = report(EngineState::Starting, None);
+        let failed = report(EngineState::Failed, None);
+        let dead = Err("connection refused");
+        for survivor in [&standby, &starting] {
+            let a = assess(&l, &[(0, dead), (1, Ok(survivor))]);
+            assert!(a.taking_over, "{a:?}");
+        }
+        // Someone serves, nobody is left to take over, or the survivor failed: no hold.
+        for reports in [
+            [(0, dead), (1, Ok(&ready))],
+            [(0, Ok(&standby)), (1, Ok(&ready))],
+            [(0, dead), (1, dead)],
+            [(0, dead), (1, Ok(&failed))],
+        ] {
+            let a = assess(&l, &reports);
+            assert!(!a.taking_over, "{reports:?}: {a:?}");
+        }
+        // Only a pair has a lock to take over.
+        let single = layout(&id(), DeploymentMode::SingleInstance, "us-east-1");
+        assert!(!assess(&single, &[(0, Ok(&starting))]).taking_over);
     }
 
     #[test]

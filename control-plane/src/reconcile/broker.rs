@@ -8,7 +8,9 @@
 //! through the nodes one at a time — standbys first, the active last, so a pair fails
 //! over once — and only moves on when the broker is formed again. With shared storage
 //! an active whose agent stops answering (a paused or hung container still holds the
-//! store's lock) is killed after `hung_after`, so the standby takes over.
+//! store's lock) is killed after `hung_after`, so the standby takes over; a dead node
+//! of a pair comes back (as the new standby) only once that takeover serves, so that no
+//! failover client meets its half-started ports on the way.
 //!
 //! What differs between engines comes from the engine's profile
 //! ([`crate::domain::profile`]); the only engine-specific code here builds the engine
@@ -52,6 +54,11 @@ pub enum StepOutcome {
     /// The broker and all its resources are gone.
     Gone,
 }
+
+/// The longest a dead node of a pair is held back while its peer takes over: a takeover
+/// that takes longer (the peer cannot open the store) must not leave the broker on one
+/// node.
+const TAKEOVER_HOLD_MAX: Duration = Duration::from_secs(10);
 
 /// Static knobs of the reconciler.
 #[derive(Debug, Clone)]
@@ -97,6 +104,8 @@ pub struct BrokerReconciler {
     installation: String,
     config: ReconcilerConfig,
     cancel: CancellationToken,
+    /// Since when each broker's dead node has been held back for a takeover.
+    takeover_holds: std::sync::Mutex<HashMap<BrokerId, std::time::Instant>>,
 }
 
 impl BrokerReconciler {
@@ -117,6 +126,7 @@ impl BrokerReconciler {
             installation,
             config,
             cancel,
+            takeover_holds: Default::default(),
         }
     }
 
@@ -167,13 +177,21 @@ impl BrokerReconciler {
             BrokerState::CreationInProgress => self.step_creating(&row).await,
             BrokerState::RebootInProgress => self.step_rebooting(&row).await,
             BrokerState::Running | BrokerState::CriticalActionRequired => {
-                self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
                 let assessment = self.observe(&row).await?;
+                let hold = self.hold_for_takeover(id, &assessment);
+                self.ensure_up(&row, hold)
+                    .await
+                    .map_err(anyhow::Error::new)?;
                 if self.watch_health(&row, &assessment).await? {
                     let renewed = self.renew_certificate(&row).await?;
                     self.push_spec(&row, renewed).await?;
                 }
-                Ok(StepOutcome::Stable)
+                // A held node starts as soon as the new active serves: look again soon.
+                Ok(if hold {
+                    StepOutcome::Waiting
+                } else {
+                    StepOutcome::Stable
+                })
             }
         }
     }
@@ -191,8 +209,11 @@ impl BrokerReconciler {
         };
         let requested = row.reboot_requested_at.unwrap_or(row.state_changed_at);
         let layout = layout(&row)?;
-        self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
         let assessment = self.observe(&row).await?;
+        let hold = self.hold_for_takeover(&id, &assessment);
+        self.ensure_up(&row, hold)
+            .await
+            .map_err(anyhow::Error::new)?;
         // Nodes still running a container from before the request, in roll order.
         let roles = self.roles(&row, &layout).await?;
         let mut stale = Vec::new();
@@ -231,10 +252,19 @@ impl BrokerReconciler {
             tracing::info!(broker = %id, node, remaining = stale.len(), "reboot: recreating the node's container");
             self.runtime.stop_container(&name, 30).await?;
             self.runtime.remove_container(&name).await?;
-            self.ensure_up(&row).await.map_err(anyhow::Error::new)?;
+            // A pair's active comes back in a later step, once its peer has taken over
+            // (see `hold_for_takeover`); any other node at once.
+            let was_pair_active = layout.kind == nodes::NodeKind::Pair
+                && roles.get(&node) == Some(&ObservedRole::Active);
+            if !was_pair_active {
+                self.ensure_up(&row, false)
+                    .await
+                    .map_err(anyhow::Error::new)?;
+            }
             return Ok(StepOutcome::Waiting);
         }
         if stale.is_empty() && assessment.formed {
+            self.roll_load_balancer(&row).await?;
             self.push_spec(&row, false).await?;
             if self
                 .store
@@ -383,7 +413,7 @@ impl BrokerReconciler {
         let id = row.broker_id();
         let deadline_passed = chrono::Utc::now() - row.created_at
             > chrono::Duration::from_std(self.config.create_timeout)?;
-        match self.ensure_up(row).await {
+        match self.ensure_up(row, false).await {
             Ok(()) => {}
             Err(RuntimeError::ImageMissing(image)) => {
                 let reason = format!(
@@ -702,10 +732,29 @@ impl BrokerReconciler {
         l
     }
 
+    /// Whether a dead node of `id` stays down for now because its peer is taking over
+    /// ([`nodes::Assessment::taking_over`]), for at most [`TAKEOVER_HOLD_MAX`] per
+    /// takeover.
+    fn hold_for_takeover(&self, id: &BrokerId, a: &Assessment) -> bool {
+        let mut holds = self
+            .takeover_holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !a.taking_over {
+            holds.remove(id);
+            return false;
+        }
+        let since = *holds
+            .entry(id.clone())
+            .or_insert_with(std::time::Instant::now);
+        since.elapsed() < TAKEOVER_HOLD_MAX
+    }
+
     /// Ensures the network and, for every node, volume and container exist and the
-    /// container runs. A running container means its objects exist: the steady state
-    /// costs one inspect per node and no Docker write.
-    async fn ensure_up(&self, row: &BrokerRow) -> Result<(), RuntimeError> {
+    /// container runs — except, with `hold`, that a stopped node is left stopped (its
+    /// peer is taking over). A running container means its objects exist: the steady
+    /// state costs one inspect per node and no Docker write.
+    async fn ensure_up(&self, row: &BrokerRow, hold: bool) -> Result<(), RuntimeError> {
         let id = row.broker_id();
         let failed = |e: anyhow::Error| RuntimeError::Failed {
             context: "building container spec".into(),
@@ -719,6 +768,10 @@ impl BrokerReconciler {
                 .await?
                 .is_some_and(|s| s.running)
             {
+                continue;
+            }
+            if hold {
+                tracing::debug!(broker = %id, node, "held down while its peer takes over");
                 continue;
             }
             let spec = self.container_spec(row, node).await.map_err(failed)?;
@@ -792,6 +845,28 @@ impl BrokerReconciler {
         self.runtime.ensure_container(&spec).await?;
         tracing::info!(broker = %id, container = %name, "starting the load balancer");
         self.runtime.start_container(&name).await
+    }
+
+    /// The last step of a roll: a load balancer still on an image the nodes no longer
+    /// run (an engine upgrade, a rebuilt image) is recreated on the new one, so that no
+    /// container of the broker depends on an image `make images` may have replaced. Its
+    /// clients reconnect once; a roll that kept the image leaves it alone.
+    async fn roll_load_balancer(&self, row: &BrokerRow) -> anyhow::Result<()> {
+        let name = objects::load_balancer_name(&row.broker_id());
+        let Some(status) = self.runtime.container_status(&name).await? else {
+            return Ok(());
+        };
+        let Some(current) = self.runtime.image_id(&self.image(row.version()?)).await? else {
+            return Ok(());
+        };
+        if status.image_id == current {
+            return Ok(());
+        }
+        tracing::info!(broker = %row.broker_id(), container = %name, "reboot: moving the load balancer onto the new image");
+        self.runtime.stop_container(&name, 10).await?;
+        self.runtime.remove_container(&name).await?;
+        self.ensure_load_balancer(row).await?;
+        Ok(())
     }
 
     async fn load_balancer_spec(&self, row: &BrokerRow) -> anyhow::Result<ContainerSpec> {

@@ -24,6 +24,8 @@ use super::reconciler::{harness_with, Harness, HUNG_AFTER};
 #[derive(Debug, Clone, Copy)]
 enum Answer {
     Report(EngineState),
+    /// A ready cluster member that sees every node of [`NodeAgents::members`] running.
+    Member,
     Unreachable,
 }
 
@@ -32,6 +34,8 @@ enum Answer {
 struct NodeAgents {
     answers: Mutex<HashMap<String, Answer>>,
     specs: Mutex<Vec<String>>,
+    /// The Erlang node names a [`Answer::Member`] sees running.
+    members: Mutex<Vec<String>>,
 }
 
 impl NodeAgents {
@@ -60,18 +64,23 @@ impl AgentClient for NodeAgents {
             .get(base)
             .copied()
             .unwrap_or(Answer::Report(EngineState::Starting));
+        let report = |state, cluster_running| HealthReport {
+            broker_id: String::new(),
+            engine: Engine::Activemq,
+            state,
+            restarts: 0,
+            uptime_secs: 1,
+            memory_limit_bytes: None,
+            last_error: None,
+            cluster_running,
+            alarms: Vec::new(),
+        };
         match answer {
-            Answer::Report(state) => Ok(HealthReport {
-                broker_id: String::new(),
-                engine: Engine::Activemq,
-                state,
-                restarts: 0,
-                uptime_secs: 1,
-                memory_limit_bytes: None,
-                last_error: None,
-                cluster_running: None,
-                alarms: Vec::new(),
-            }),
+            Answer::Report(state) => Ok(report(state, None)),
+            Answer::Member => Ok(report(
+                EngineState::Ready,
+                Some(self.members.lock().unwrap().clone()),
+            )),
             Answer::Unreachable => anyhow::bail!("connection refused"),
         }
     }
@@ -273,7 +282,12 @@ async fn a_silent_active_is_killed_after_hung_after_and_a_silent_standby_never()
     let why = d["berthNodes"][0]["lastError"].as_str().unwrap_or_default();
     assert!(why.contains("killed by Berth"), "{d}");
     assert_eq!(d["berthNodes"][0]["role"], "DOWN");
-    // The next sweep brings the killed node back.
+    // While the standby takes over, the killed node stays down: its published ports
+    // would catch failover clients before its engine listens.
+    assert_eq!(p.h.rec.step(&p.id).await.unwrap(), StepOutcome::Waiting);
+    assert!(!p.running(0).await, "started while the standby took over");
+    // The standby serves: the next sweep brings the killed node back.
+    p.answer(1, Answer::Report(EngineState::Ready));
     p.h.rec.step(&p.id).await.unwrap();
     assert!(p.running(0).await, "the killed node is started again");
 }
@@ -300,11 +314,17 @@ async fn a_pair_reboot_rolls_the_standby_first_and_fails_over_once() {
     // The standby is back: now the active goes (the one failover of the roll).
     p.answer(0, Answer::Report(EngineState::Standby));
     assert_eq!(p.h.rec.step(&p.id).await.unwrap(), StepOutcome::Waiting);
-    assert!(p.created(1).await > before1);
+    assert!(!p.running(1).await, "the old active is gone");
     assert_eq!(p.state().await, "REBOOT_IN_PROGRESS");
+    // It comes back only once node 0 has taken over.
+    p.answer(1, Answer::Unreachable);
+    assert_eq!(p.h.rec.step(&p.id).await.unwrap(), StepOutcome::Waiting);
+    assert!(!p.running(1).await, "recreated before the takeover served");
+    p.answer(0, Answer::Report(EngineState::Ready));
+    assert_eq!(p.h.rec.step(&p.id).await.unwrap(), StepOutcome::Waiting);
+    assert!(p.created(1).await > before1);
 
     // Node 0 took over, node 1 came back as the standby: RUNNING.
-    p.answer(0, Answer::Report(EngineState::Ready));
     p.answer(1, Answer::Report(EngineState::Standby));
     assert_eq!(p.h.settle(&p.id).await, StepOutcome::Stable);
     assert_eq!(p.state().await, "RUNNING");
@@ -335,7 +355,11 @@ async fn a_roll_resumes_where_it_was_and_never_reboots_a_node_twice() {
         recreated,
         "the node rebooted before is not rebooted again"
     );
-    assert!(p.created(0).await > active_before, "the roll went on");
+    assert!(!p.running(0).await, "the roll went on to the active");
+    p.answer(0, Answer::Unreachable);
+    p.answer(1, Answer::Report(EngineState::Ready));
+    assert_eq!(p.h.rec.step(&p.id).await.unwrap(), StepOutcome::Waiting);
+    assert!(p.created(0).await > active_before, "the active came back");
 }
 
 #[tokio::test]
@@ -390,4 +414,70 @@ async fn updates_a_mode_or_an_engine_cannot_take_are_refused() {
         .await
         .pending_engine_version
         .is_none());
+}
+
+/// A roll onto a rebuilt image (an automatic minor upgrade, an engine upgrade) ends with
+/// the cluster's load balancer on the new image too; a reboot on the same image leaves
+/// it, and its clients' connections, alone.
+#[tokio::test]
+async fn a_roll_onto_a_rebuilt_image_moves_the_load_balancer_onto_it_too() {
+    let agents = Arc::new(NodeAgents::default());
+    let h = harness_with(agents.clone()).await;
+    let req = serde_json::from_value(json!({
+        "brokerName": "ring", "engineType": "RABBITMQ", "engineVersion": "4.0",
+        "deploymentMode": "CLUSTER_MULTI_AZ", "hostInstanceType": "mq.m7g.large",
+        "publiclyAccessible": false,
+        "users": [{"username": "admin", "password": "s3cret-Passw0rd-x"}],
+    }))
+    .unwrap();
+    let row = broker_create(&h.ctx, &h.caller, req).await.unwrap();
+    let id = BrokerId::parse(&row.id).unwrap();
+    *agents.members.lock().unwrap() = (0..3)
+        .map(|n| format!("rabbit@{}", objects::container_name(&id, n)))
+        .collect();
+    for p in h.ctx.store.broker_ports(&id).await.unwrap() {
+        if p.protocol == "agent" {
+            agents.set(&format!("http://127.0.0.1:{}", p.host_port), Answer::Member);
+        }
+    }
+    assert_eq!(h.settle(&id).await, StepOutcome::Stable);
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+    let status = |name: String| {
+        let h = &h;
+        async move { h.runtime.container_status(&name).await.unwrap().unwrap() }
+    };
+    let lb = objects::load_balancer_name(&id);
+    let first = status(lb.clone()).await;
+
+    broker_reboot(&h.ctx, &h.caller, id.as_str()).await.unwrap();
+    assert_eq!(h.settle(&id).await, StepOutcome::Stable);
+    assert!(status(objects::container_name(&id, 0)).await.created > first.created);
+    assert_eq!(
+        status(lb.clone()).await.created,
+        first.created,
+        "same image: LB kept"
+    );
+
+    h.runtime.rebuild_image(berth_tests::RABBITMQ_IMAGE);
+    let newest = h
+        .runtime
+        .image_id(berth_tests::RABBITMQ_IMAGE)
+        .await
+        .unwrap()
+        .unwrap();
+    broker_reboot(&h.ctx, &h.caller, id.as_str()).await.unwrap();
+    assert_eq!(h.settle(&id).await, StepOutcome::Stable);
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
+    for n in 0..3 {
+        assert_eq!(
+            status(objects::container_name(&id, n)).await.image_id,
+            newest
+        );
+    }
+    let after = status(lb).await;
+    assert_eq!(
+        after.image_id, newest,
+        "the load balancer stayed on the old image"
+    );
+    assert!(after.running);
 }
