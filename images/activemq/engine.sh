@@ -26,6 +26,12 @@ VERSION_PACKAGE=activemq
 # API) with these numeric ids, and a fresh named volume on /var/lib/activemq/data takes this ownership.
 ACTIVEMQ_UID=100 ACTIVEMQ_GID=101
 
+# The TLS warm-up agent (warmup/BerthTlsWarmup.java, compiled into /usr/share/berth/tls-warmup.jar with the
+# JRE's own compiler module): its sha256 is pinned here, so editing the source changes this file and with it the
+# base image's inputs hash. A source that does not match fails the build and says what to pin.
+WARMUP_SHA256=6d8da9a6eac51a5e0aeca5b9c28bd99189d4b92edb624b329c2092c8c36087ca
+WARMUP_JAR=/usr/share/berth/tls-warmup.jar
+
 # Called after the security upgrade and the generic trim; $1 = rootfs.
 engine_customize() {
   local root=$1 j ids
@@ -44,4 +50,24 @@ engine_customize() {
   [ "$ids" = "$ACTIVEMQ_UID:$ACTIVEMQ_GID" ] || die "activemq: user is $ids in the rootfs, expected $ACTIVEMQ_UID:$ACTIVEMQ_GID"
   mkdir -p "$root/var/lib/activemq/data"
   chown "$ACTIVEMQ_UID:$ACTIVEMQ_GID" "$root/var/lib/activemq/data"
+  build_warmup "$root"
+}
+
+# $1 = rootfs: compiles the TLS warm-up agent inside it (the JRE's jdk.compiler and jdk.jartool modules).
+build_warmup() {
+  local root=$1 src="$HERE/activemq/warmup/BerthTlsWarmup.java" sum java=/usr/lib/jvm/default-java/bin/java
+  sum=$(sha256sum "$src" | cut -d' ' -f1)
+  [ "$sum" = "$WARMUP_SHA256" ] || die "activemq: $src has sha256 $sum; set WARMUP_SHA256 in activemq/engine.sh to it"
+  mkdir -p "$root/tmp/warmup/classes" "$root$(dirname "$WARMUP_JAR")"
+  cp "$src" "$root/tmp/warmup/"
+  printf 'Premain-Class: berth.BerthTlsWarmup\n' > "$root/tmp/warmup/MANIFEST.MF"
+  mount -t proc proc "$root/proc"
+  chroot "$root" "$java" --module jdk.compiler/com.sun.tools.javac.Main -nowarn -d /tmp/warmup/classes \
+    /tmp/warmup/BerthTlsWarmup.java >&2 \
+    && chroot "$root" "$java" --module jdk.jartool/sun.tools.jar.Main --create --file "$WARMUP_JAR" \
+      --manifest /tmp/warmup/MANIFEST.MF -C /tmp/warmup/classes . >&2 \
+    || { umount "$root/proc"; die "activemq: compiling the TLS warm-up agent failed"; }
+  umount "$root/proc"
+  rm -rf "$root/tmp/warmup"
+  chmod 0644 "$root$WARMUP_JAR"
 }

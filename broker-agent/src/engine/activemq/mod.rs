@@ -41,14 +41,14 @@
 //! `stomp+ssl`, `mqtt+ssl` and `wss`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_contract::ports::activemq as ports;
 use agent_contract::{
     ActivemqSpec, AgentSpec, Destination, DestinationKind, DestinationName, Engine, EngineSpec,
-    PeekedMessage, TestMessage, TlsMaterial,
+    PeekedMessage, TestMessage, TlsMaterial, Topology,
 };
 use anyhow::Context;
 use tokio::sync::watch;
@@ -157,6 +157,8 @@ pub struct AmqPaths {
     /// The agent's own state (root, 0700): the internal user's password.
     pub state_dir: PathBuf,
     pub tmp_dir: PathBuf,
+    /// The TLS warm-up agent the image ships (`images/activemq/warmup/`).
+    pub warmup_jar: PathBuf,
 }
 
 impl Default for AmqPaths {
@@ -169,6 +171,7 @@ impl Default for AmqPaths {
             setpriv: "/usr/bin/setpriv".into(),
             state_dir: "/var/lib/berth-agent".into(),
             tmp_dir: "/tmp".into(),
+            warmup_jar: "/usr/share/berth/tls-warmup.jar".into(),
         }
     }
 }
@@ -176,6 +179,10 @@ impl Default for AmqPaths {
 impl AmqPaths {
     pub fn keystore(&self) -> PathBuf {
         self.conf_dir.join("broker.p12")
+    }
+    /// What the TLS warm-up agent reads: the keystore and its password.
+    pub fn warmup_properties(&self) -> PathBuf {
+        self.conf_dir.join("tls-warmup.properties")
     }
     pub fn internal_user_file(&self) -> PathBuf {
         self.state_dir.join("activemq-probe.secret")
@@ -204,6 +211,13 @@ pub fn connectors(plaintext: bool, tls: bool) -> Vec<Connector> {
         uri: format!("{scheme}://{host}:{port}?{CONNECTOR_OPTIONS}"),
     };
     let mut out = Vec::new();
+    // The broker binds them in this order, once per start (a standby's takeover
+    // included): the client-facing TLS ones first.
+    if tls {
+        out.push(c("ssl", "ssl", "0.0.0.0", ports::OPENWIRE_TLS));
+        out.push(c("stomp+ssl", "stomp+ssl", "0.0.0.0", ports::STOMPS));
+        out.push(c("mqtt+ssl", "mqtt+ssl", "0.0.0.0", ports::MQTTS));
+    }
     if plaintext {
         out.push(c("openwire", "tcp", "0.0.0.0", ports::OPENWIRE));
         out.push(c("stomp", "stomp", "0.0.0.0", ports::STOMP));
@@ -212,16 +226,20 @@ pub fn connectors(plaintext: bool, tls: bool) -> Vec<Connector> {
         out.push(c("stomp", "stomp", "127.0.0.1", ports::STOMP));
         out.push(c("mqtt", "mqtt", "127.0.0.1", ports::MQTT));
     }
-    if tls {
-        out.push(c("ssl", "ssl", "0.0.0.0", ports::OPENWIRE_TLS));
-        out.push(c("stomp+ssl", "stomp+ssl", "0.0.0.0", ports::STOMPS));
-        out.push(c("mqtt+ssl", "mqtt+ssl", "0.0.0.0", ports::MQTTS));
-    }
     out
 }
 
-/// `setpriv … java … -jar activemq.jar start xbean:file:…/activemq.xml`.
-pub fn java_process(paths: &AmqPaths, heap: &[String]) -> ProcessSpec {
+/// Handshakes the TLS warm-up agent runs (≈1.6 s of one core; the last ones take
+/// ≈15 ms against ≈350 ms for the first).
+const WARMUP_ROUNDS: u32 = 40;
+/// How long a node waits for the store's lock before the warm-up agent starts: a pair
+/// boots both nodes at once, and the active's boot needs the CPU more than the
+/// standby's handshakes; a standby that has waited this long has an active that serves.
+const WARMUP_STANDBY_MS: u32 = 5_000;
+
+/// `setpriv … java … -jar activemq.jar start xbean:file:…/activemq.xml`; with `warmup`
+/// (its properties file) the TLS warm-up agent runs beside the broker.
+pub fn java_process(paths: &AmqPaths, heap: &[String], warmup: Option<&Path>) -> ProcessSpec {
     let conf = paths.conf_dir.display().to_string();
     let data = paths.data_dir.display().to_string();
     let home = paths.home.display().to_string();
@@ -241,6 +259,13 @@ pub fn java_process(paths: &AmqPaths, heap: &[String]) -> ProcessSpec {
         format!("-Dlog4j.configuration=file:{conf}/log4j.properties"),
         "-Dorg.apache.activemq.audit=true".into(),
     ]);
+    if let Some(props) = warmup {
+        args.push(format!(
+            "-javaagent:{}={}",
+            paths.warmup_jar.display(),
+            props.display()
+        ));
+    }
     args.extend(JAVA_MODULE_FLAGS.iter().map(|s| s.to_string()));
     args.extend([
         format!("-Dactivemq.classpath={conf}"),
@@ -336,8 +361,34 @@ pub fn write_engine_files(
         Some(owners.config),
     )?;
     jaas::write_jaas_files(&paths.conf_dir, &spec.users, internal, Some(owners.config))?;
+    // A standby takes over with a cold JVM whose first TLS handshakes took 1.4–1.5 s,
+    // most of the failover gap: warm the TLS code up while it waits for the lock (the
+    // agent in the JVM starts once the broker has waited WARMUP_STANDBY_MS for it).
+    let warmup = match &spec.tls {
+        Some(_) if spec.node.topology == Topology::SharedStorage && paths.warmup_jar.exists() => {
+            let props = format!(
+                "keystore={}\npassword={keystore_password}\nrounds={WARMUP_ROUNDS}\nstandby_ms={WARMUP_STANDBY_MS}\n",
+                paths.keystore().display()
+            );
+            fsutil::write_atomic(
+                &paths.warmup_properties(),
+                props.as_bytes(),
+                0o640,
+                Some(owners.config),
+            )?;
+            Some(paths.warmup_properties())
+        }
+        _ => {
+            let _ = std::fs::remove_file(paths.warmup_properties());
+            None
+        }
+    };
     let percent = amq.heap_percent.unwrap_or(DEFAULT_HEAP_PERCENT);
-    Ok(java_process(paths, &heap_args(memory_limit, percent)))
+    Ok(java_process(
+        paths,
+        &heap_args(memory_limit, percent),
+        warmup.as_deref(),
+    ))
 }
 
 /// The ActiveMQ [`EngineDriver`].
@@ -764,6 +815,7 @@ pub(crate) fn test_paths(dir: &std::path::Path) -> AmqPaths {
         data_dir: dir.join("data"),
         state_dir: dir.join("state"),
         tmp_dir: dir.join("tmp"),
+        warmup_jar: dir.join("tls-warmup.jar"),
         ..AmqPaths::default()
     }
 }
@@ -799,11 +851,11 @@ mod tests {
                 .map(|u| u.split('?').next().unwrap())
                 .collect::<Vec<_>>(),
             [
-                "stomp://127.0.0.1:61613",
-                "mqtt://127.0.0.1:1883",
                 "ssl://0.0.0.0:61617",
                 "stomp+ssl://0.0.0.0:61614",
-                "mqtt+ssl://0.0.0.0:8883"
+                "mqtt+ssl://0.0.0.0:8883",
+                "stomp://127.0.0.1:61613",
+                "mqtt://127.0.0.1:1883",
             ]
         );
         // never an AMQP or ws connector (Debian's build lacks them: the broker would exit)
@@ -814,7 +866,7 @@ mod tests {
 
     #[test]
     fn java_is_the_engine_process() {
-        let p = java_process(&AmqPaths::default(), &heap_args(Some(1 << 30), 50));
+        let p = java_process(&AmqPaths::default(), &heap_args(Some(1 << 30), 50), None);
         assert_eq!(p.program, PathBuf::from("/usr/bin/setpriv"));
         assert_eq!(
             &p.args[..5],
@@ -921,6 +973,56 @@ mod tests {
         spec.plaintext = true;
         driver.prepare(&spec).unwrap();
         assert!(!conf.join("broker.p12").exists());
+    }
+
+    #[test]
+    fn a_tls_pair_node_runs_the_warmup_agent_with_its_keystore() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls-warmup.jar"), b"jar").unwrap();
+        let mut spec = sample_activemq_spec();
+        spec.tls = Some(sample_tls());
+        let driver = test_driver(dir.path(), &spec);
+        let props = dir.path().join("conf/tls-warmup.properties");
+        let agent_arg = |p: &Prepared| {
+            p.process
+                .args
+                .iter()
+                .find(|a| a.starts_with("-javaagent:"))
+                .cloned()
+        };
+        // A single broker: no warm-up.
+        assert_eq!(agent_arg(&driver.prepare(&spec).unwrap()), None);
+        assert!(!props.exists());
+
+        spec.node.topology = Topology::SharedStorage;
+        let prepared = driver.prepare(&spec).unwrap();
+        let arg = agent_arg(&prepared).expect("the warm-up agent runs");
+        assert_eq!(
+            arg,
+            format!(
+                "-javaagent:{}={}",
+                dir.path().join("tls-warmup.jar").display(),
+                props.display()
+            )
+        );
+        // Before -jar: a JVM option, not an argument of ActiveMQ's main.
+        let pos = |a: &str| prepared.process.args.iter().position(|x| x == a).unwrap();
+        assert!(pos(&arg) < pos("-jar"));
+        assert_eq!(std::fs::metadata(&props).unwrap().mode() & 0o777, 0o640);
+        let text = std::fs::read_to_string(&props).unwrap();
+        assert!(text.contains(&format!(
+            "keystore={}",
+            dir.path().join("conf/broker.p12").display()
+        )));
+        assert!(text.contains(&format!("password={}", driver.keystore_password)));
+        assert!(text.contains(&format!("standby_ms={WARMUP_STANDBY_MS}")));
+
+        // Without TLS there is nothing to warm up.
+        spec.tls = None;
+        spec.plaintext = true;
+        assert_eq!(agent_arg(&driver.prepare(&spec).unwrap()), None);
+        assert!(!props.exists());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `useJmx="false"`, the transport connectors (container ports of
 //! [`agent_contract::ports::activemq`]), KahaDB on the data volume with the shared-file
 //! locker settings measured for active/standby (`lockKeepAlivePeriod=0`,
-//! `checkpointInterval=1000`, `lockAcquireSleepInterval=200`), `systemUsage`
+//! `checkpointInterval=1000`, `lockAcquireSleepInterval=100`), `systemUsage`
 //! (`memoryUsage percentOfJvmHeap=70`, fixed store and temp limits), the SSL context, the
 //! `statisticsBrokerPlugin` and JAAS authentication (`jaasAuthenticationPlugin`).
 //!
@@ -604,7 +604,7 @@ pub fn render_activemq_xml(p: &BrokerParams<'_>) -> Result<Rendered, ConfigError
                 .attr("checkpointInterval", "1000")
                 .child(
                     El::new("locker").child(
-                        El::new("shared-file-locker").attr("lockAcquireSleepInterval", "200"),
+                        El::new("shared-file-locker").attr("lockAcquireSleepInterval", "100"),
                     ),
                 ),
         ),
@@ -766,7 +766,7 @@ mod tests {
                     "shared-file-locker",
                 ],
             )[0];
-            assert_eq!(locker.attribute("lockAcquireSleepInterval"), Some("200"));
+            assert_eq!(locker.attribute("lockAcquireSleepInterval"), Some("100"));
             // plugins: stats, JAAS, redelivery; no authorization without a map
             let plugins = &find(b, &["plugins"])[0];
             assert_eq!(
