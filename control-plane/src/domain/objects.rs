@@ -30,6 +30,15 @@ pub fn shared_volume_name(id: &BrokerId) -> String {
     format!("berth-{id}-shared-data")
 }
 
+/// The read-only volume holding program directory `dir` of the image whose id is
+/// `image_id` (`sha256:…`), shared by every node created from that image.
+pub fn program_volume_name(image_id: &str, dir: &str) -> String {
+    let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+    let short: String = hex.chars().take(12).collect();
+    let slug = dir.trim_matches('/').replace('/', "-");
+    format!("berth-program-{short}-{slug}")
+}
+
 /// The load balancer in front of a cluster's nodes.
 pub fn load_balancer_name(id: &BrokerId) -> String {
     format!("berth-{id}-lb")

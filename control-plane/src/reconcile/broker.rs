@@ -40,7 +40,7 @@ use crate::domain::{BrokerId, BrokerState, EngineType};
 use crate::images::ImageBuilder;
 use crate::runtime::{
     ContainerFile, ContainerRuntime, ContainerSpec, ObjectKind, RuntimeError, LABEL_BROKER,
-    LABEL_INSTALLATION, LABEL_MANAGED, LABEL_NODE, LABEL_ZONE,
+    LABEL_INSTALLATION, LABEL_MANAGED, LABEL_NODE, LABEL_PROGRAM_IMAGE, LABEL_ZONE,
 };
 use crate::tls::CertificateAuthority;
 
@@ -798,9 +798,13 @@ impl BrokerReconciler {
                     .ensure_volume(volume, &self.labels(&id, Some(node)))
                     .await?;
             }
+            self.ensure_program_volumes(&spec).await?;
             match self.runtime.ensure_container(&spec).await {
                 Err(RuntimeError::ImageMissing(image)) => {
                     self.build_image(row, &image).await?;
+                    // The new image's program volumes.
+                    let spec = self.container_spec(row, node).await.map_err(failed)?;
+                    self.ensure_program_volumes(&spec).await?;
                     self.runtime.ensure_container(&spec).await?;
                 }
                 other => other?,
@@ -817,6 +821,23 @@ impl BrokerReconciler {
         }
         if layout(row).map_err(|e| failed(e.into()))?.load_balancer {
             self.ensure_load_balancer(row).await?;
+        }
+        Ok(())
+    }
+
+    /// The program volumes `spec` mounts, labelled with the image they are filled from
+    /// (shared by all brokers of this installation; see `collect_garbage`).
+    async fn ensure_program_volumes(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        for (volume, _) in &spec.program_volumes {
+            let Some(image_id) = self.runtime.image_id(&spec.image).await? else {
+                return Ok(());
+            };
+            let labels = HashMap::from([
+                (LABEL_MANAGED.to_owned(), "true".to_owned()),
+                (LABEL_INSTALLATION.to_owned(), self.installation.clone()),
+                (LABEL_PROGRAM_IMAGE.to_owned(), image_id),
+            ]);
+            self.runtime.ensure_volume(volume, &labels).await?;
         }
         Ok(())
     }
@@ -913,6 +934,7 @@ impl BrokerReconciler {
             ports: published,
             publish_host: self.config.publish_host.clone(),
             volume: None,
+            program_volumes: Vec::new(),
             command: Some(haproxy::COMMAND.iter().map(|s| (*s).to_owned()).collect()),
             files: vec![ContainerFile {
                 path: haproxy::CONFIG_PATH.to_owned(),
@@ -1114,10 +1136,26 @@ impl BrokerReconciler {
             .ok_or_else(|| anyhow::anyhow!("node {node} is not part of this broker"))?;
         let mut labels = self.labels(&id, Some(node));
         labels.insert(LABEL_ZONE.to_owned(), plan.zone.clone());
+        let image = self.image(version);
+        // Named by the image's id, so a rebuilt image gets volumes of its own; none
+        // while the image is missing (it is built first).
+        let program_volumes = match self.runtime.image_id(&image).await? {
+            Some(image_id) => profile
+                .program_dirs
+                .iter()
+                .map(|dir| {
+                    (
+                        objects::program_volume_name(&image_id, dir),
+                        (*dir).to_owned(),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(ContainerSpec {
             hostname: plan.container.clone(),
             name: plan.container.clone(),
-            image: self.image(version),
+            image,
             network: objects::network_name(&id),
             labels,
             memory_bytes: i64::try_from(memory)?,
@@ -1125,6 +1163,7 @@ impl BrokerReconciler {
             ports: published,
             publish_host: self.config.publish_host.clone(),
             volume: Some((plan.volume.clone(), profile.data_dir.to_owned())),
+            program_volumes,
             command: None,
             files: vec![ContainerFile {
                 path: SPEC_PATH.to_owned(),
@@ -1224,6 +1263,30 @@ impl BrokerReconciler {
                 ObjectKind::Container => self.runtime.remove_container(&o.name).await?,
                 ObjectKind::Volume => self.runtime.remove_volume(&o.name).await?,
                 ObjectKind::Network => self.runtime.remove_network(&o.name).await?,
+            }
+        }
+        self.collect_program_volumes().await
+    }
+
+    /// Removes program volumes of images no engine version's tag names any more (a
+    /// rebuilt image has its own) once no container mounts them.
+    async fn collect_program_volumes(&self) -> anyhow::Result<()> {
+        let volumes = self
+            .runtime
+            .list_program_volumes(&self.installation)
+            .await?;
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let mut current = std::collections::HashSet::new();
+        for version in crate::domain::catalogue::ENGINE_VERSIONS {
+            if let Some(id) = self.runtime.image_id(&self.image(*version)).await? {
+                current.insert(id);
+            }
+        }
+        for (name, image) in volumes {
+            if !current.contains(&image) && self.runtime.remove_unused_volume(&name).await? {
+                tracing::info!(volume = %name, image = %image, "removed the program volume of an image no longer in use");
             }
         }
         Ok(())

@@ -19,7 +19,7 @@ use bollard::Docker;
 
 use super::{
     ContainerRuntime, ContainerSpec, ContainerStatus, ManagedObject, ObjectKind, RuntimeError,
-    RuntimeResult, LABEL_BROKER, LABEL_INSTALLATION,
+    RuntimeResult, LABEL_BROKER, LABEL_INSTALLATION, LABEL_PROGRAM_IMAGE,
 };
 
 #[derive(Clone)]
@@ -207,10 +207,17 @@ impl ContainerRuntime for DockerRuntime {
                 nano_cpus: Some(spec.nano_cpus),
                 pids_limit: Some(4096),
                 port_bindings: Some(bindings),
-                binds: spec
-                    .volume
-                    .as_ref()
-                    .map(|(name, path)| vec![format!("{name}:{path}")]),
+                binds: Some(
+                    spec.volume
+                        .iter()
+                        .map(|(name, path)| format!("{name}:{path}"))
+                        .chain(
+                            spec.program_volumes
+                                .iter()
+                                .map(|(name, path)| format!("{name}:{path}:ro")),
+                        )
+                        .collect(),
+                ),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
@@ -362,6 +369,49 @@ impl ContainerRuntime for DockerRuntime {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
             Err(e) => Err(failed(format!("removing network {name}"), e)),
+        }
+    }
+
+    async fn list_program_volumes(
+        &self,
+        installation: &str,
+    ) -> RuntimeResult<Vec<(String, String)>> {
+        let filter = HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{LABEL_INSTALLATION}={installation}"),
+                LABEL_PROGRAM_IMAGE.to_owned(),
+            ],
+        )]);
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .map_err(|e| failed("listing volumes", e))?;
+        Ok(volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| {
+                let image = v.labels.get(LABEL_PROGRAM_IMAGE)?.clone();
+                Some((v.name, image))
+            })
+            .collect())
+    }
+
+    async fn remove_unused_volume(&self, name: &str) -> RuntimeResult<bool> {
+        // Without force: Docker refuses (409) to remove a volume a container mounts.
+        match self
+            .docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(true),
+            Err(e) if status_of(&e) == Some(409) => Ok(false),
+            Err(e) => Err(failed(format!("removing volume {name}"), e)),
         }
     }
 

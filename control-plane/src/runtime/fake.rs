@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{
     ContainerRuntime, ContainerSpec, ContainerStatus, ManagedObject, ObjectKind, RuntimeError,
-    RuntimeResult, LABEL_BROKER, LABEL_INSTALLATION,
+    RuntimeResult, LABEL_BROKER, LABEL_INSTALLATION, LABEL_PROGRAM_IMAGE,
 };
 
 #[derive(Debug, Default)]
@@ -35,11 +35,13 @@ struct FakeContainer {
 }
 
 impl State {
+    /// A Docker-shaped id (`sha256:` and 64 hex digits) per image name and build.
     fn image_id(&self, image: &str) -> String {
-        match self.builds.get(image) {
-            Some(n) => format!("sha256:{image}#{n}"),
-            None => format!("sha256:{image}"),
-        }
+        use std::hash::{Hash, Hasher};
+        let build = self.builds.get(image).copied().unwrap_or(0);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (image, build).hash(&mut h);
+        format!("sha256:{:016x}{}", h.finish(), "0".repeat(48))
     }
 }
 
@@ -72,6 +74,17 @@ impl FakeRuntime {
         self.state.lock().unwrap().fail_next.push(op.to_owned());
     }
 
+    /// Volumes (name, labels), for tests.
+    pub fn volumes(&self) -> Vec<(String, HashMap<String, String>)> {
+        self.state
+            .lock()
+            .unwrap()
+            .volumes
+            .iter()
+            .map(|(n, l)| (n.clone(), l.clone()))
+            .collect()
+    }
+
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().unwrap().calls.clone()
     }
@@ -92,9 +105,16 @@ impl FakeRuntime {
         }
     }
 
+    /// Containers, broker volumes (program volumes, shared by every broker of an
+    /// image, are not counted: see [`Self::volumes`]) and networks.
     pub fn counts(&self) -> (usize, usize, usize) {
         let s = self.state.lock().unwrap();
-        (s.containers.len(), s.volumes.len(), s.networks.len())
+        let broker_volumes = s
+            .volumes
+            .values()
+            .filter(|l| !l.contains_key(LABEL_PROGRAM_IMAGE))
+            .count();
+        (s.containers.len(), broker_volumes, s.networks.len())
     }
 
     fn enter(&self, op: &str) -> RuntimeResult<std::sync::MutexGuard<'_, State>> {
@@ -227,6 +247,33 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
+    async fn list_program_volumes(
+        &self,
+        installation: &str,
+    ) -> RuntimeResult<Vec<(String, String)>> {
+        let s = self.enter("list_program_volumes")?;
+        Ok(s.volumes
+            .iter()
+            .filter(|(_, l)| l.get(LABEL_INSTALLATION).map(String::as_str) == Some(installation))
+            .filter_map(|(name, l)| Some((name.clone(), l.get(LABEL_PROGRAM_IMAGE)?.clone())))
+            .collect())
+    }
+
+    async fn remove_unused_volume(&self, name: &str) -> RuntimeResult<bool> {
+        let mut s = self.enter("remove_unused_volume")?;
+        let in_use = s.containers.values().any(|c| {
+            c.spec
+                .volume
+                .iter()
+                .chain(&c.spec.program_volumes)
+                .any(|(v, _)| v == name)
+        });
+        if !in_use {
+            s.volumes.remove(name);
+        }
+        Ok(!in_use)
+    }
+
     async fn list_managed(&self, installation: &str) -> RuntimeResult<Vec<ManagedObject>> {
         let s = self.enter("list_managed")?;
         let mine = |l: &HashMap<String, String>| {
@@ -244,11 +291,11 @@ impl ContainerRuntime for FakeRuntime {
             }
         }
         for (name, labels) in &s.volumes {
-            if mine(labels) {
+            if let (true, Some(broker)) = (mine(labels), labels.get(LABEL_BROKER)) {
                 out.push(ManagedObject {
                     kind: ObjectKind::Volume,
                     name: name.clone(),
-                    broker_id: labels[LABEL_BROKER].clone(),
+                    broker_id: broker.clone(),
                 });
             }
         }

@@ -17,6 +17,8 @@ pub const LABEL_MANAGED: &str = "berth.managed";
 pub const LABEL_INSTALLATION: &str = "berth.installation";
 pub const LABEL_BROKER: &str = "berth.broker-id";
 pub const LABEL_NODE: &str = "berth.node";
+/// On a program volume: the id of the image it was filled from.
+pub const LABEL_PROGRAM_IMAGE: &str = "berth.program-image";
 /// Availability zone of a node (a placement label; one host serves every zone today).
 pub const LABEL_ZONE: &str = "berth.zone";
 
@@ -53,6 +55,10 @@ pub struct ContainerSpec {
     pub publish_host: String,
     /// (volume name, mount path); a load balancer has none.
     pub volume: Option<(String, String)>,
+    /// (volume name, mount path) mounted read-only: the engine's program directories
+    /// (`EngineProfile::program_dirs`). Docker fills an empty volume from the image's
+    /// content at that path when the container is created.
+    pub program_volumes: Vec<(String, String)>,
     /// Replaces the image's entrypoint (the agent), e.g. for the load balancer.
     pub command: Option<Vec<String>>,
     pub files: Vec<ContainerFile>,
@@ -133,4 +139,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove_network(&self, name: &str) -> RuntimeResult<()>;
     /// Every container, volume and network labelled with this installation.
     async fn list_managed(&self, installation: &str) -> RuntimeResult<Vec<ManagedObject>>;
+    /// This installation's program volumes: (name, id of the image they were filled
+    /// from).
+    async fn list_program_volumes(
+        &self,
+        installation: &str,
+    ) -> RuntimeResult<Vec<(String, String)>>;
+    /// Removes the volume unless a container still mounts it; whether it was removed
+    /// (absent counts as removed).
+    async fn remove_unused_volume(&self, name: &str) -> RuntimeResult<bool>;
 }

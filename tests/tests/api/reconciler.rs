@@ -950,3 +950,63 @@ async fn an_engine_that_fails_after_a_reboot_says_why_and_a_second_reboot_recove
     assert_eq!(row.state, "CREATION_FAILED");
     assert!(row.state_reason.unwrap().contains("bad policyEntry"));
 }
+
+/// RabbitMQ's program directories come from one read-only volume per image, shared by
+/// every node created from it; a rebuilt image gets volumes of its own, and the old
+/// ones go once no container mounts them.
+#[tokio::test]
+async fn program_directories_are_shared_read_only_volumes_per_image() {
+    let h = harness().await;
+    let a = h.create("prog-a").await;
+    let b = h.create("prog-b").await;
+    h.rec.step(&a).await.unwrap();
+    h.rec.step(&b).await.unwrap();
+    let mounts = |id: &BrokerId| {
+        h.runtime
+            .container_spec(&objects::container_name(id, 0))
+            .unwrap()
+            .program_volumes
+    };
+    let first = mounts(&a);
+    let dirs: Vec<&str> = first.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(dirs, ["/usr/lib/erlang", "/usr/lib/rabbitmq"]);
+    assert_eq!(mounts(&b), first, "one set of volumes per image");
+    let image = h.runtime.image_id(RABBITMQ_IMAGE).await.unwrap().unwrap();
+    let volumes = h.runtime.volumes();
+    for (name, _) in &first {
+        let labels = &volumes.iter().find(|(n, _)| n == name).expect("created").1;
+        assert_eq!(labels["berth.program-image"], image);
+        assert!(!labels.contains_key("berth.broker-id"), "not a broker's");
+    }
+
+    // A rebuilt image: a reboot moves `a` onto new volumes; `b` keeps the old ones,
+    // which garbage collection leaves while it mounts them.
+    h.runtime.rebuild_image(RABBITMQ_IMAGE);
+    berth::app::brokers::broker_reboot(&h.ctx, &h.caller, a.as_str())
+        .await
+        .unwrap();
+    assert_eq!(h.settle(&a).await, StepOutcome::Stable);
+    let second = mounts(&a);
+    assert_ne!(second, first);
+    h.rec.collect_garbage().await.unwrap();
+    let names = |v: Vec<(String, std::collections::HashMap<String, String>)>| -> Vec<String> {
+        v.into_iter().map(|(n, _)| n).collect()
+    };
+    let left = names(h.runtime.volumes());
+    for (name, _) in first.iter().chain(&second) {
+        assert!(left.contains(name), "{name} removed while in use");
+    }
+    // Once `b` is rolled too, nothing mounts the old ones: they go.
+    berth::app::brokers::broker_reboot(&h.ctx, &h.caller, b.as_str())
+        .await
+        .unwrap();
+    assert_eq!(h.settle(&b).await, StepOutcome::Stable);
+    h.rec.collect_garbage().await.unwrap();
+    let left = names(h.runtime.volumes());
+    for (name, _) in &first {
+        assert!(!left.contains(name), "{name} outlived its image");
+    }
+    for (name, _) in &second {
+        assert!(left.contains(name));
+    }
+}
