@@ -751,7 +751,7 @@ impl BrokerReconciler {
     }
 
     /// Ensures the network and, for every node, volume and container exist and the
-    /// container runs — except, with `hold`, that a stopped node is left stopped (its
+    /// container runs (the missing ones created one by one, then started together) — except, with `hold`, that a stopped node is left stopped (its
     /// peer is taking over). A running container means its objects exist: the steady
     /// state costs one inspect per node and no Docker write.
     async fn ensure_up(&self, row: &BrokerRow, hold: bool) -> Result<(), RuntimeError> {
@@ -760,6 +760,7 @@ impl BrokerReconciler {
             context: "building container spec".into(),
             message: format!("{e:#}"),
         };
+        let mut to_start = Vec::new();
         for node in layout(row).map_err(|e| failed(e.into()))?.indexes() {
             let name = objects::container_name(&id, node);
             if self
@@ -809,15 +810,17 @@ impl BrokerReconciler {
                 }
                 other => other?,
             }
-            let running = self
-                .runtime
-                .container_status(&spec.name)
-                .await?
-                .is_some_and(|s| s.running);
-            if !running {
-                tracing::info!(broker = %id, container = %spec.name, "starting container");
-                self.runtime.start_container(&spec.name).await?;
-            }
+            to_start.push(spec.name);
+        }
+        // Every node created first, then all started at once: a cluster's members boot
+        // together (started one after the other, the last one began seconds late).
+        let id = &id;
+        let starts = to_start.iter().map(|name| async move {
+            tracing::info!(broker = %id, container = %name, "starting container");
+            self.runtime.start_container(name).await
+        });
+        for started in futures_util::future::join_all(starts).await {
+            started?;
         }
         if layout(row).map_err(|e| failed(e.into()))?.load_balancer {
             self.ensure_load_balancer(row).await?;
@@ -828,15 +831,18 @@ impl BrokerReconciler {
     /// The program volumes `spec` mounts, labelled with the image they are filled from
     /// (shared by all brokers of this installation; see `collect_garbage`).
     async fn ensure_program_volumes(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        if spec.program_volumes.is_empty() {
+            return Ok(());
+        }
+        let Some(image_id) = self.runtime.image_id(&spec.image).await? else {
+            return Ok(());
+        };
+        let labels = HashMap::from([
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_INSTALLATION.to_owned(), self.installation.clone()),
+            (LABEL_PROGRAM_IMAGE.to_owned(), image_id),
+        ]);
         for (volume, _) in &spec.program_volumes {
-            let Some(image_id) = self.runtime.image_id(&spec.image).await? else {
-                return Ok(());
-            };
-            let labels = HashMap::from([
-                (LABEL_MANAGED.to_owned(), "true".to_owned()),
-                (LABEL_INSTALLATION.to_owned(), self.installation.clone()),
-                (LABEL_PROGRAM_IMAGE.to_owned(), image_id),
-            ]);
             self.runtime.ensure_volume(volume, &labels).await?;
         }
         Ok(())

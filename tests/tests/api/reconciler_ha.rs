@@ -388,18 +388,11 @@ async fn updates_a_mode_or_an_engine_cannot_take_are_refused() {
     // RabbitMQ upgrades one minor at a time: 4.0 → 4.3 in place is refused with the path.
     let agents = Arc::new(NodeAgents::default());
     let h = harness_with(agents).await;
-    let req = serde_json::from_value(json!({
-        "brokerName": "ring", "engineType": "RABBITMQ", "engineVersion": "4.0",
-        "deploymentMode": "CLUSTER_MULTI_AZ", "hostInstanceType": "mq.m7g.large",
-        "publiclyAccessible": false,
-        "users": [{"username": "admin", "password": "s3cret-Passw0rd-x"}],
-    }))
-    .unwrap();
-    let row = broker_create(&h.ctx, &h.caller, req).await.unwrap();
+    let ring = create_ring(&h).await;
     let err = berth::app::brokers::broker_update(
         &h.ctx,
         &h.caller,
-        &row.id,
+        ring.as_str(),
         serde_json::from_value(json!({"engineVersion": "4.3"})).unwrap(),
     )
     .await
@@ -409,11 +402,20 @@ async fn updates_a_mode_or_an_engine_cannot_take_are_refused() {
         wire.contains("engineVersion") && wire.contains("4.0 → 4.1"),
         "{wire}"
     );
-    assert!(h
-        .row(&BrokerId::parse(&row.id).unwrap())
-        .await
-        .pending_engine_version
-        .is_none());
+    assert!(h.row(&ring).await.pending_engine_version.is_none());
+}
+
+/// Creates a RabbitMQ 4.0 cluster (CREATION_IN_PROGRESS).
+async fn create_ring(h: &Harness) -> BrokerId {
+    let req = serde_json::from_value(json!({
+        "brokerName": "ring", "engineType": "RABBITMQ", "engineVersion": "4.0",
+        "deploymentMode": "CLUSTER_MULTI_AZ", "hostInstanceType": "mq.m7g.large",
+        "publiclyAccessible": false,
+        "users": [{"username": "admin", "password": "s3cret-Passw0rd-x"}],
+    }))
+    .unwrap();
+    let row = broker_create(&h.ctx, &h.caller, req).await.unwrap();
+    BrokerId::parse(&row.id).unwrap()
 }
 
 /// A roll onto a rebuilt image (an automatic minor upgrade, an engine upgrade) ends with
@@ -423,15 +425,7 @@ async fn updates_a_mode_or_an_engine_cannot_take_are_refused() {
 async fn a_roll_onto_a_rebuilt_image_moves_the_load_balancer_onto_it_too() {
     let agents = Arc::new(NodeAgents::default());
     let h = harness_with(agents.clone()).await;
-    let req = serde_json::from_value(json!({
-        "brokerName": "ring", "engineType": "RABBITMQ", "engineVersion": "4.0",
-        "deploymentMode": "CLUSTER_MULTI_AZ", "hostInstanceType": "mq.m7g.large",
-        "publiclyAccessible": false,
-        "users": [{"username": "admin", "password": "s3cret-Passw0rd-x"}],
-    }))
-    .unwrap();
-    let row = broker_create(&h.ctx, &h.caller, req).await.unwrap();
-    let id = BrokerId::parse(&row.id).unwrap();
+    let id = create_ring(&h).await;
     *agents.members.lock().unwrap() = (0..3)
         .map(|n| format!("rabbit@{}", objects::container_name(&id, n)))
         .collect();
