@@ -29,7 +29,7 @@ ACTIVEMQ_UID=100 ACTIVEMQ_GID=101
 # The TLS warm-up agent (warmup/BerthTlsWarmup.java, compiled into /usr/share/berth/tls-warmup.jar with the
 # JRE's own compiler module): its sha256 is pinned here, so editing the source changes this file and with it the
 # base image's inputs hash. A source that does not match fails the build and says what to pin.
-WARMUP_SHA256=6d8da9a6eac51a5e0aeca5b9c28bd99189d4b92edb624b329c2092c8c36087ca
+WARMUP_SHA256=2c77d18941da3395c558861d7eac903d6165b9ff7a1fdc27ab492817f21d8c3f
 WARMUP_JAR=/usr/share/berth/tls-warmup.jar
 
 # Called after the security upgrade and the generic trim; $1 = rootfs.
