@@ -186,14 +186,25 @@ impl EmbeddedPostgres {
             return Ok(pg);
         }
 
-        let (port, origin) = match port {
+        let (mut port, origin) = match port {
             Some(p) => (p, "requested".to_string()),
             None => match pg.recorded_port()? {
                 Some(p) => (p, format!("recorded in {}", pg.port_file().display())),
                 None => (pick_free_port()?, "picked".to_string()),
             },
         };
-        if let Err(e) = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)) {
+        // A picked port is free only until someone else's connection takes it (it comes
+        // from the kernel's ephemeral range): pick again a few times.
+        let free = |p: u16| TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, p)).map(drop);
+        if origin == "picked" {
+            for _ in 0..5 {
+                if free(port).is_ok() {
+                    break;
+                }
+                port = pick_free_port()?;
+            }
+        }
+        if let Err(e) = free(port) {
             bail!(
                 "cannot start Postgres for {}: port {port} ({origin}) on 127.0.0.1 is in use \
                  by another process ({e}); free it, or pass another port \
