@@ -24,6 +24,16 @@ pub const PASSWORD: &str = "ha-Adm1n-Passw0rd";
 /// The queue the cluster publisher and consumer use.
 pub const QUEUE: &str = "ha-seq";
 
+/// Serialises the fault-under-load tests of highly available brokers within one test
+/// binary: a pair's takeover and a cluster's formation are both CPU-bound on a small
+/// host, and their timing assertions (a failover within seconds, a hung active replaced
+/// within seconds) are about Berth, not about two such tests sharing two cores. Other
+/// tests still run beside them. Hold the guard for the whole test.
+pub async fn one_ha_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// `host:port` of an endpoint URL.
 fn authority(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);

@@ -22,8 +22,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use berth_tests::ha::{
-    instance_endpoints, pair_request, roles, wait_pair_formed as wait_formed, JmsLoad, PASSWORD,
-    USER,
+    instance_endpoints, one_ha_test_at_a_time, pair_request, roles,
+    wait_pair_formed as wait_formed, JmsLoad, PASSWORD, USER,
 };
 use berth_tests::{
     docker_cli as docker, jms, require_activemq_image, spawn_app, wait_until, TestApp,
@@ -170,6 +170,7 @@ async fn expect_frame(
 
 #[tokio::test]
 async fn an_active_standby_pair_loses_no_confirmed_message_when_the_active_dies_or_hangs() {
+    let _alone = one_ha_test_at_a_time().await;
     let app = spawn_app().await;
     require_activemq_image(&app.docker).await;
     let created = Instant::now();
@@ -359,6 +360,7 @@ async fn container_image(app: &TestApp, name: &str) -> String {
 
 #[tokio::test]
 async fn auto_minor_version_upgrade_rolls_a_pair_onto_a_newer_build_in_its_window() {
+    let _alone = one_ha_test_at_a_time().await;
     // Images under a private prefix, so a "newer build" of 5.17 here does not replace
     // the tag other tests run.
     let prefix = format!(

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use berth_tests::ha::{
-    cluster_request, drain, publish_until, wait_cluster_formed as wait_formed, QUEUE,
+    cluster_request, drain, one_ha_test_at_a_time, publish_until,
+    wait_cluster_formed as wait_formed, QUEUE,
 };
 use berth_tests::{docker_cli as docker, require_engine_image, spawn_app, TestApp};
 
@@ -56,6 +57,7 @@ where
 
 #[tokio::test]
 async fn a_three_node_cluster_behind_one_endpoint_loses_no_confirmed_message() {
+    let _alone = one_ha_test_at_a_time().await;
     let app = spawn_app().await;
     require_engine_image(&app.docker, "berth/rabbitmq:4.3").await;
     let created = Instant::now();

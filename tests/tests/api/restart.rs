@@ -128,7 +128,10 @@ async fn created(docker: &bollard::Docker, name: &str) -> Option<String> {
 /// message is lost.
 #[tokio::test]
 async fn killing_the_control_plane_mid_roll_resumes_the_roll_without_a_second_reboot() {
-    use berth_tests::ha::{instance_endpoints, pair_request, roles, JmsLoad};
+    use berth_tests::ha::{
+        instance_endpoints, one_ha_test_at_a_time, pair_request, roles, JmsLoad,
+    };
+    let _alone = one_ha_test_at_a_time().await;
     let docker = berth::runtime::docker::DockerRuntime::connect()
         .await
         .unwrap()
