@@ -5,7 +5,7 @@
 //! `useJmx="false"`, the transport connectors (container ports of
 //! [`agent_contract::ports::activemq`]), KahaDB on the data volume with the shared-file
 //! locker settings measured for active/standby (`lockKeepAlivePeriod=0`,
-//! `checkpointInterval=1000`, `lockAcquireSleepInterval=100`), `systemUsage`
+//! [`CHECKPOINT_INTERVAL_MS`], [`LOCK_ACQUIRE_SLEEP_MS`]), `systemUsage`
 //! (`memoryUsage percentOfJvmHeap=70`, fixed store and temp limits), the SSL context, the
 //! `statisticsBrokerPlugin` and JAAS authentication (`jaasAuthenticationPlugin`).
 //!
@@ -60,6 +60,13 @@ const BEANS_NS: &str = "http://www.springframework.org/schema/beans";
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 const SCHEMA_LOCATION: &str = "http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd";
 
+/// KahaDB's index checkpoint period (ms). A standby that takes over replays the journal
+/// written since the last checkpoint, with a cold JVM; a shorter period leaves it less
+/// to replay (at 1000 ms a takeover under load replayed ~180 operations in 0.42 s).
+pub const CHECKPOINT_INTERVAL_MS: &str = "500";
+/// How often a standby's shared-file locker tries the store's lock (ms): half of it, on
+/// average, is part of every failover. A try is one `tryLock` on a local file.
+pub const LOCK_ACQUIRE_SLEEP_MS: &str = "50";
 /// The JAAS configuration name in login.config.
 pub const JAAS_CONFIGURATION: &str = "activemq";
 /// Berth's administrators group.
@@ -601,10 +608,11 @@ pub fn render_activemq_xml(p: &BrokerParams<'_>) -> Result<Rendered, ConfigError
             El::new("kahaDB")
                 .attr("directory", format!("{data}/kahadb"))
                 .attr("lockKeepAlivePeriod", "0")
-                .attr("checkpointInterval", "1000")
+                .attr("checkpointInterval", CHECKPOINT_INTERVAL_MS)
                 .child(
                     El::new("locker").child(
-                        El::new("shared-file-locker").attr("lockAcquireSleepInterval", "100"),
+                        El::new("shared-file-locker")
+                            .attr("lockAcquireSleepInterval", LOCK_ACQUIRE_SLEEP_MS),
                     ),
                 ),
         ),
@@ -756,7 +764,10 @@ mod tests {
                 Some("/var/lib/activemq/kahadb")
             );
             assert_eq!(kaha.attribute("lockKeepAlivePeriod"), Some("0"));
-            assert_eq!(kaha.attribute("checkpointInterval"), Some("1000"));
+            assert_eq!(
+                kaha.attribute("checkpointInterval"),
+                Some(CHECKPOINT_INTERVAL_MS)
+            );
             let locker = &find(
                 b,
                 &[
@@ -766,7 +777,10 @@ mod tests {
                     "shared-file-locker",
                 ],
             )[0];
-            assert_eq!(locker.attribute("lockAcquireSleepInterval"), Some("100"));
+            assert_eq!(
+                locker.attribute("lockAcquireSleepInterval"),
+                Some(LOCK_ACQUIRE_SLEEP_MS)
+            );
             // plugins: stats, JAAS, redelivery; no authorization without a map
             let plugins = &find(b, &["plugins"])[0];
             assert_eq!(
