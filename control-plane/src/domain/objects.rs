@@ -39,6 +39,13 @@ pub fn program_volume_name(image_id: &str, dir: &str) -> String {
     format!("berth-program-{short}-{slug}")
 }
 
+/// (volume name, mount path) of each of `dirs` for the image `image_id`.
+pub fn program_volumes(image_id: &str, dirs: &[&str]) -> Vec<(String, String)> {
+    dirs.iter()
+        .map(|dir| (program_volume_name(image_id, dir), (*dir).to_owned()))
+        .collect()
+}
+
 /// The load balancer in front of a cluster's nodes.
 pub fn load_balancer_name(id: &BrokerId) -> String {
     format!("berth-{id}-lb")

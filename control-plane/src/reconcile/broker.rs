@@ -106,6 +106,10 @@ pub struct BrokerReconciler {
     cancel: CancellationToken,
     /// Since when each broker's dead node has been held back for a takeover.
     takeover_holds: std::sync::Mutex<HashMap<BrokerId, std::time::Instant>>,
+    /// One program-volume fill per image at a time (a node's create and the
+    /// ahead-of-time fill of [`BrokerReconciler::prepare_program_volumes`] must not
+    /// fill one volume twice), by image id.
+    filling: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl BrokerReconciler {
@@ -127,6 +131,7 @@ impl BrokerReconciler {
             config,
             cancel,
             takeover_holds: Default::default(),
+            filling: Default::default(),
         }
     }
 
@@ -837,13 +842,51 @@ impl BrokerReconciler {
         let Some(image_id) = self.runtime.image_id(&spec.image).await? else {
             return Ok(());
         };
+        self.fill_program_volumes(&spec.image, &image_id, &spec.program_volumes)
+            .await
+    }
+
+    async fn fill_program_volumes(
+        &self,
+        image: &str,
+        image_id: &str,
+        volumes: &[(String, String)],
+    ) -> Result<(), RuntimeError> {
         let labels = HashMap::from([
             (LABEL_MANAGED.to_owned(), "true".to_owned()),
             (LABEL_INSTALLATION.to_owned(), self.installation.clone()),
-            (LABEL_PROGRAM_IMAGE.to_owned(), image_id),
+            (LABEL_PROGRAM_IMAGE.to_owned(), image_id.to_owned()),
         ]);
-        for (volume, _) in &spec.program_volumes {
-            self.runtime.ensure_volume(volume, &labels).await?;
+        let lock = self
+            .filling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(image_id.to_owned())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
+        self.runtime
+            .fill_program_volumes(image, volumes, &labels)
+            .await
+    }
+
+    /// Fills the program volumes of every engine version's current image ahead of the
+    /// first broker that needs them: otherwise that broker's first node create has
+    /// Docker copy the image's program files (seconds, on the path of a cluster's
+    /// formation). Cheap when they exist (an image lookup and a volume lookup each).
+    pub async fn prepare_program_volumes(&self) -> anyhow::Result<()> {
+        for version in crate::domain::catalogue::ENGINE_VERSIONS {
+            let dirs = crate::domain::profile::profile(version.engine).program_dirs;
+            if dirs.is_empty() {
+                continue;
+            }
+            let image = self.image(*version);
+            let Some(image_id) = self.runtime.image_id(&image).await? else {
+                continue;
+            };
+            let volumes = objects::program_volumes(&image_id, dirs);
+            self.fill_program_volumes(&image, &image_id, &volumes)
+                .await?;
         }
         Ok(())
     }
@@ -1146,16 +1189,7 @@ impl BrokerReconciler {
         // Named by the image's id, so a rebuilt image gets volumes of its own; none
         // while the image is missing (it is built first).
         let program_volumes = match self.runtime.image_id(&image).await? {
-            Some(image_id) => profile
-                .program_dirs
-                .iter()
-                .map(|dir| {
-                    (
-                        objects::program_volume_name(&image_id, dir),
-                        (*dir).to_owned(),
-                    )
-                })
-                .collect(),
+            Some(image_id) => objects::program_volumes(&image_id, profile.program_dirs),
             None => Vec::new(),
         };
         Ok(ContainerSpec {

@@ -75,6 +75,17 @@ impl Driver {
         tokio::spawn(Self::watchdog(self.inner.clone(), cancel.clone()));
         let mut sweeps: u64 = 0;
         loop {
+            if sweeps.is_multiple_of(30) {
+                // Beside the sweeps: a fill copies an image's program files (seconds)
+                // and must not hold up the brokers' work; it only looks when nothing
+                // is missing (also after `make images` rebuilt an image meanwhile).
+                let inner = self.inner.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = inner.prepare_program_volumes().await {
+                        tracing::warn!(error = %format!("{e:#}"), "filling program volumes failed");
+                    }
+                });
+            }
             self.sweep().await;
             if sweeps.is_multiple_of(30) {
                 if let Err(e) = self.inner.collect_garbage().await {

@@ -19,7 +19,7 @@ use bollard::Docker;
 
 use super::{
     ContainerRuntime, ContainerSpec, ContainerStatus, ManagedObject, ObjectKind, RuntimeError,
-    RuntimeResult, LABEL_BROKER, LABEL_INSTALLATION, LABEL_PROGRAM_IMAGE,
+    RuntimeResult, FILLER_BROKER, LABEL_BROKER, LABEL_INSTALLATION, LABEL_PROGRAM_IMAGE,
 };
 
 #[derive(Clone)]
@@ -413,6 +413,62 @@ impl ContainerRuntime for DockerRuntime {
             Err(e) if status_of(&e) == Some(409) => Ok(false),
             Err(e) => Err(failed(format!("removing volume {name}"), e)),
         }
+    }
+
+    async fn fill_program_volumes(
+        &self,
+        image: &str,
+        volumes: &[(String, String)],
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()> {
+        let mut missing = false;
+        for (name, _) in volumes {
+            match self.docker.inspect_volume(name).await {
+                Ok(_) => {}
+                Err(e) if status_of(&e) == Some(404) => {
+                    missing = true;
+                    self.ensure_volume(name, labels).await?;
+                }
+                Err(e) => return Err(failed(format!("inspecting volume {name}"), e)),
+            }
+        }
+        let Some((first, _)) = volumes.first().filter(|_| missing) else {
+            return Ok(());
+        };
+        if self.image_id(image).await?.is_none() {
+            return Err(RuntimeError::ImageMissing(image.to_owned()));
+        }
+        // Labelled as belonging to no broker, so garbage collection removes one a crash
+        // left between its create and its removal.
+        let filler = format!("{first}-filler");
+        let mut filler_labels = labels.clone();
+        filler_labels.insert(LABEL_BROKER.to_owned(), FILLER_BROKER.to_owned());
+        self.remove_container(&filler).await?;
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            labels: Some(filler_labels),
+            host_config: Some(HostConfig {
+                binds: Some(
+                    volumes
+                        .iter()
+                        .map(|(name, path)| format!("{name}:{path}:ro"))
+                        .collect(),
+                ),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(filler.clone()),
+            ..Default::default()
+        };
+        match self.docker.create_container(Some(opts), body).await {
+            Ok(_) => {}
+            Err(e) if status_of(&e) == Some(409) => {}
+            Err(e) => return Err(failed(format!("creating container {filler}"), e)),
+        }
+        self.remove_container(&filler).await
     }
 
     async fn list_managed(&self, installation: &str) -> RuntimeResult<Vec<ManagedObject>> {

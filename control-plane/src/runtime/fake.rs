@@ -259,6 +259,21 @@ impl ContainerRuntime for FakeRuntime {
             .collect())
     }
 
+    async fn fill_program_volumes(
+        &self,
+        _image: &str,
+        volumes: &[(String, String)],
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()> {
+        let mut s = self.enter("fill_program_volumes")?;
+        for (name, _) in volumes {
+            s.volumes
+                .entry(name.clone())
+                .or_insert_with(|| labels.clone());
+        }
+        Ok(())
+    }
+
     async fn remove_unused_volume(&self, name: &str) -> RuntimeResult<bool> {
         let mut s = self.enter("remove_unused_volume")?;
         let in_use = s.containers.values().any(|c| {

@@ -19,6 +19,9 @@ pub const LABEL_BROKER: &str = "berth.broker-id";
 pub const LABEL_NODE: &str = "berth.node";
 /// On a program volume: the id of the image it was filled from.
 pub const LABEL_PROGRAM_IMAGE: &str = "berth.program-image";
+/// The `LABEL_BROKER` of the short-lived container that fills program volumes
+/// (`ContainerRuntime::fill_program_volumes`): no broker has this id.
+pub const FILLER_BROKER: &str = "program-volume-filler";
 /// Availability zone of a node (a placement label; one host serves every zone today).
 pub const LABEL_ZONE: &str = "berth.zone";
 
@@ -148,4 +151,17 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Removes the volume unless a container still mounts it; whether it was removed
     /// (absent counts as removed).
     async fn remove_unused_volume(&self, name: &str) -> RuntimeResult<bool>;
+    /// Creates the program volumes of `volumes` (volume name, directory of `image`) that
+    /// are missing, labelled `labels`, and has them filled with the image's files at
+    /// those directories before any broker needs them: Docker copies an image's content
+    /// into an empty named volume when it creates a container that mounts it, so this
+    /// creates one container of `image` (never started, on no network) and removes it.
+    /// Volumes that exist are left alone; one a crash left empty is filled by the next
+    /// container that mounts it.
+    async fn fill_program_volumes(
+        &self,
+        image: &str,
+        volumes: &[(String, String)],
+        labels: &HashMap<String, String>,
+    ) -> RuntimeResult<()>;
 }

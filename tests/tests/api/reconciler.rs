@@ -957,6 +957,22 @@ async fn an_engine_that_fails_after_a_reboot_says_why_and_a_second_reboot_recove
 #[tokio::test]
 async fn program_directories_are_shared_read_only_volumes_per_image() {
     let h = harness().await;
+    // Filled ahead of the first broker, for the images present (only RabbitMQ has
+    // program directories); a second pass changes nothing.
+    h.rec.prepare_program_volumes().await.unwrap();
+    let prepared = h.runtime.volumes();
+    let image = h.runtime.image_id(RABBITMQ_IMAGE).await.unwrap().unwrap();
+    let prepared_names: Vec<&str> = prepared.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        prepared_names,
+        [
+            objects::program_volume_name(&image, "/usr/lib/erlang"),
+            objects::program_volume_name(&image, "/usr/lib/rabbitmq"),
+        ],
+        "{prepared:?}"
+    );
+    h.rec.prepare_program_volumes().await.unwrap();
+    assert_eq!(h.runtime.volumes(), prepared);
     let a = h.create("prog-a").await;
     let b = h.create("prog-b").await;
     h.rec.step(&a).await.unwrap();
@@ -971,7 +987,11 @@ async fn program_directories_are_shared_read_only_volumes_per_image() {
     let dirs: Vec<&str> = first.iter().map(|(_, d)| d.as_str()).collect();
     assert_eq!(dirs, ["/usr/lib/erlang", "/usr/lib/rabbitmq"]);
     assert_eq!(mounts(&b), first, "one set of volumes per image");
-    let image = h.runtime.image_id(RABBITMQ_IMAGE).await.unwrap().unwrap();
+    let mounted: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        mounted, prepared_names,
+        "the prepared volumes are the ones mounted"
+    );
     let volumes = h.runtime.volumes();
     for (name, _) in &first {
         let labels = &volumes.iter().find(|(n, _)| n == name).expect("created").1;
@@ -1009,4 +1029,66 @@ async fn program_directories_are_shared_read_only_volumes_per_image() {
     for (name, _) in &second {
         assert!(left.contains(name));
     }
+}
+
+/// On real Docker: filling program volumes creates them with their labels and the
+/// image's files in them, leaves no container behind, and leaves an existing volume
+/// alone (a second fill creates nothing).
+#[tokio::test]
+async fn program_volumes_are_filled_from_the_image_on_real_docker() {
+    use berth_tests::docker_cli;
+    let runtime = berth::runtime::docker::DockerRuntime::connect()
+        .await
+        .unwrap();
+    let image = "berth/rabbitmq:4.3";
+    berth_tests::require_engine_image(runtime.client(), image).await;
+    let name = format!(
+        "berthtest-fill-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    // `args` run in a throwaway container of the image with the volume on /mnt/v.
+    let run = |mount: &'static str, args: &'static [&'static str]| {
+        let name = name.clone();
+        async move {
+            let volume = format!("{name}:/mnt/v{mount}");
+            let mut all = vec!["run", "--rm", "--network", "none", "-v", &volume];
+            all.extend(["--entrypoint", args[0], image]);
+            all.extend(&args[1..]);
+            docker_cli(&all).await
+        }
+    };
+    let volumes = [(name.clone(), "/usr/lib/rabbitmq".to_owned())];
+    let labels = std::collections::HashMap::from([
+        ("berth.managed".to_owned(), "true".to_owned()),
+        ("berth.program-image".to_owned(), "test".to_owned()),
+    ]);
+    runtime
+        .fill_program_volumes(image, &volumes, &labels)
+        .await
+        .unwrap();
+    let label = docker_cli(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{index .Labels \"berth.program-image\"}}",
+        &name,
+    ])
+    .await;
+    assert_eq!(label, "test");
+    let files = run(":ro", &["/bin/ls", "/mnt/v/bin"]).await;
+    assert!(
+        files.lines().any(|l| l.trim() == "rabbitmq-server"),
+        "the image's /usr/lib/rabbitmq/bin is in the volume: {files:?}"
+    );
+    let left = docker_cli(&["ps", "-a", "-q", "--filter", &format!("name={name}")]).await;
+    assert_eq!(left, "", "the filler container is gone");
+    // An existing volume is left alone: one emptied stays empty.
+    run("", &["/bin/rm", "-rf", "/mnt/v/bin"]).await;
+    runtime
+        .fill_program_volumes(image, &volumes, &labels)
+        .await
+        .unwrap();
+    let after = run(":ro", &["/bin/ls", "/mnt/v"]).await;
+    assert!(!after.lines().any(|l| l.trim() == "bin"), "{after:?}");
+    docker_cli(&["volume", "rm", &name]).await;
 }
