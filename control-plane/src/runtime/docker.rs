@@ -432,18 +432,23 @@ impl ContainerRuntime for DockerRuntime {
                 Err(e) => return Err(failed(format!("inspecting volume {name}"), e)),
             }
         }
-        let Some((first, _)) = volumes.first().filter(|_| missing) else {
+        let Some((first, _)) = volumes.first() else {
             return Ok(());
         };
+        // A filler that a stopped process left between its create and its removal pins
+        // the volumes and the image: it goes on every pass, whatever is missing (the
+        // volumes were filled at its create). It is also labelled as belonging to no
+        // broker, so this installation's garbage collection removes it.
+        let filler = format!("{first}-filler");
+        self.remove_container(&filler).await?;
+        if !missing {
+            return Ok(());
+        }
         if self.image_id(image).await?.is_none() {
             return Err(RuntimeError::ImageMissing(image.to_owned()));
         }
-        // Labelled as belonging to no broker, so garbage collection removes one a crash
-        // left between its create and its removal.
-        let filler = format!("{first}-filler");
         let mut filler_labels = labels.clone();
         filler_labels.insert(LABEL_BROKER.to_owned(), FILLER_BROKER.to_owned());
-        self.remove_container(&filler).await?;
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             labels: Some(filler_labels),

@@ -1080,8 +1080,19 @@ async fn program_volumes_are_filled_from_the_image_on_real_docker() {
         files.lines().any(|l| l.trim() == "rabbitmq-server"),
         "the image's /usr/lib/rabbitmq/bin is in the volume: {files:?}"
     );
-    let left = docker_cli(&["ps", "-a", "-q", "--filter", &format!("name={name}")]).await;
-    assert_eq!(left, "", "the filler container is gone");
+    let by_name = format!("name={name}");
+    let list = ["ps", "-a", "-q", "--filter", by_name.as_str()];
+    let fillers = || docker_cli(&list);
+    assert_eq!(fillers().await, "", "the filler container is gone");
+    // A filler a killed process left behind goes at the next fill, even with nothing
+    // to fill.
+    docker_cli(&["create", "--name", &format!("{name}-filler"), image]).await;
+    assert_ne!(fillers().await, "");
+    runtime
+        .fill_program_volumes(image, &volumes, &labels)
+        .await
+        .unwrap();
+    assert_eq!(fillers().await, "", "a leftover filler is removed");
     // An existing volume is left alone: one emptied stays empty.
     run("", &["/bin/rm", "-rf", "/mnt/v/bin"]).await;
     runtime
