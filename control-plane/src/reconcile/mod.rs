@@ -77,8 +77,9 @@ impl Driver {
         loop {
             if sweeps.is_multiple_of(30) {
                 // Beside the sweeps: a fill copies an image's program files (seconds)
-                // and must not hold up the brokers' work; it only looks when nothing
-                // is missing (also after `make images` rebuilt an image meanwhile).
+                // and must not hold up the brokers' work. A pass with nothing missing
+                // only looks; repeated, it also fills for an image `make images`
+                // rebuilt meanwhile.
                 let inner = self.inner.clone();
                 tokio::spawn(async move {
                     if let Err(e) = inner.prepare_program_volumes().await {

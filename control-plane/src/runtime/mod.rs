@@ -157,7 +157,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// into an empty named volume when it creates a container that mounts it, so this
     /// creates one container of `image` (never started, on no network) and removes it.
     /// Volumes that exist are left alone; one a crash left empty is filled by the next
-    /// container that mounts it.
+    /// container that mounts it. A filler container a stopped process left behind is
+    /// removed by every call.
     async fn fill_program_volumes(
         &self,
         image: &str,
