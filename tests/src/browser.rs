@@ -1,8 +1,9 @@
 //! Headless Chromium for the console tests: starts `chromedriver` on a free port,
 //! connects a WebDriver client (fantoccini) with headless capabilities, and kills the
-//! driver when dropped. Also fetches axe-core (from PyPI's `axe-core-python` wheel, into
+//! driver and its browser when dropped. Also fetches axe-core (from PyPI's `axe-core-python` wheel, into
 //! `target/`) for the accessibility checks.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -26,8 +27,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium 1280×900.
     pub async fn start() -> Self {
         let port = free_port();
+        // A process group of its own, which the Chromium it starts inherits: killing the
+        // driver alone left every test's browser running (re-parented to init, ~60 per
+        // suite run, still there at the next run on the same machine).
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -89,7 +94,7 @@ async fn connect(port: u16) -> Client {
         serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900", "--disable-dev-shm-usage"],
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900", "--disable-dev-shm-usage", "--disable-crash-reporter", "--disable-breakpad"],
             }
         }),
     )
@@ -114,6 +119,9 @@ async fn connect(port: u16) -> Client {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The whole group: chromedriver and the browser processes it started.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
