@@ -812,13 +812,26 @@ async fn the_console_charts_a_brokers_history_without_its_queues_in_the_totals()
         None,
     );
     let list = format!("/v1/berth/brokers/{id}/metrics");
+    // A report's series are listed before its points commit (two statements): wait for
+    // both, the broker's and the queue's depth points.
     wait_until(Duration::from_secs(30), || async {
-        get(&app, &list, &[]).await.1["metrics"]
+        let series = get(&app, &list, &[]).await.1["metrics"]
             .as_array()
-            .is_some_and(|m| m.len() == 4)
+            .is_some_and(|m| m.len() == 4);
+        let broker = values(&app, &format!("{list}/MessageReadyCount"), &[])
+            .await
+            .0;
+        let orders = values(
+            &app,
+            &format!("{list}/MessageReadyCount"),
+            &[("dimension.Queue", "orders".to_owned())],
+        )
+        .await
+        .0;
+        series && !broker.is_empty() && !orders.is_empty()
     })
     .await
-    .expect("all series collected");
+    .expect("all series collected, with points");
     // The API's broker-level query leaves the queue's series out too.
     let (depth, v) = values(&app, &format!("{list}/MessageReadyCount"), &[]).await;
     assert!(!depth.is_empty() && depth.iter().all(|d| *d == 7.0), "{v}");
