@@ -155,6 +155,9 @@ pub struct Assessment {
     /// up yet waits for a SYN retransmission, about 1 s) instead of reaching the new
     /// active.
     pub taking_over: bool,
+    /// Every node's agent answered (each is its container's PID 1, so every container
+    /// runs).
+    pub all_answered: bool,
 }
 
 /// One node's report, as the reconciler got it.
@@ -250,6 +253,7 @@ pub fn assess(layout: &Layout, reports: &[NodeReport<'_>]) -> Assessment {
         detail,
         alarms,
         taking_over,
+        all_answered: reports.iter().all(|(_, r)| r.is_ok()),
     }
 }
 

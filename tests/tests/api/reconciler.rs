@@ -574,6 +574,8 @@ async fn with_auto_minor_upgrade_the_window_rolls_a_broker_onto_a_rebuilt_image(
 struct ScriptedAgent {
     report: std::sync::Mutex<Option<(EngineState, Option<String>)>>,
     alarms: std::sync::Mutex<Vec<EngineAlarm>>,
+    /// Does not answer at all (its container is gone or not started).
+    silent: std::sync::atomic::AtomicBool,
 }
 
 impl ScriptedAgent {
@@ -598,6 +600,9 @@ impl AgentClient for ScriptedAgent {
     }
 
     async fn health(&self, base: &str, token: &str) -> anyhow::Result<HealthReport> {
+        if self.silent.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("connection refused");
+        }
         let mut report = ReadyAgent.health(base, token).await?;
         if let Some((state, error)) = self.report.lock().unwrap().clone() {
             report.state = state;
@@ -709,6 +714,55 @@ async fn a_steady_broker_costs_no_docker_write_per_sweep() {
         sweeps.iter().all(|c| c == "container_status"),
         "only reads in the steady state: {sweeps:?}"
     );
+}
+
+#[tokio::test]
+async fn a_broker_in_creation_asks_docker_only_while_an_agent_does_not_answer() {
+    let agent = Arc::new(ScriptedAgent::default());
+    agent.set(EngineState::Starting, None);
+    let h = harness_with(agent.clone()).await;
+    let id = h.create("booting").await;
+    let node = objects::container_name(&id, 0);
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
+    assert!(
+        h.runtime
+            .container_status(&node)
+            .await
+            .unwrap()
+            .unwrap()
+            .running
+    );
+    // The engine boots, its agent answers: the polls ask the agent, not Docker.
+    let before = h.runtime.calls().len();
+    for _ in 0..5 {
+        assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
+    }
+    let polls: Vec<String> = h.runtime.calls()[before..].to_vec();
+    assert!(
+        polls.is_empty(),
+        "no Docker call while every agent answers: {polls:?}"
+    );
+    // The container dies: its agent is silent, and the next poll starts it again.
+    h.runtime.kill(&node);
+    agent
+        .silent
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
+    assert!(
+        h.runtime
+            .container_status(&node)
+            .await
+            .unwrap()
+            .unwrap()
+            .running
+    );
+    agent
+        .silent
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    agent.set(EngineState::Ready, None);
+    assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
+    assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
 }
 
 #[tokio::test]

@@ -72,11 +72,17 @@ pub fn node_name(hostname: &str) -> String {
 }
 
 /// The complete environment of the engine and of `rabbitmqctl`.
+///
+/// `TZ` is set (to the container's zone, UTC): without it glibc looks at
+/// `/etc/localtime` for every local time the VM takes — each log line's — and that
+/// path goes through the storage driver (counted: ~2,000 of a node's boot, a fifth of
+/// the FUSE requests a boot makes under fuse-overlayfs).
 pub fn engine_env(hostname: &str, data_dir: &Path) -> Vec<(String, String)> {
     vec![
         ("HOME".into(), data_dir.display().to_string()),
         ("LANG".into(), "C.UTF-8".into()),
         ("LC_ALL".into(), "C.UTF-8".into()),
+        ("TZ".into(), "UTC".into()),
         (
             "PATH".into(),
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
@@ -743,6 +749,7 @@ mod tests {
         assert!(env.contains(&("HOME".into(), "/var/lib/rabbitmq".into())));
         assert!(env.contains(&("LC_ALL".into(), "C.UTF-8".into())));
         assert!(env.contains(&("RABBITMQ_NODENAME".into(), "rabbit@h".into())));
+        assert!(env.contains(&("TZ".into(), "UTC".into())));
     }
 
     #[test]
