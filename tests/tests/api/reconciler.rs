@@ -716,6 +716,14 @@ async fn a_steady_broker_costs_no_docker_write_per_sweep() {
     );
 }
 
+async fn running(h: &Harness, container: &str) -> bool {
+    h.runtime
+        .container_status(container)
+        .await
+        .unwrap()
+        .is_some_and(|s| s.running)
+}
+
 #[tokio::test]
 async fn a_broker_in_creation_asks_docker_only_while_an_agent_does_not_answer() {
     let agent = Arc::new(ScriptedAgent::default());
@@ -724,14 +732,7 @@ async fn a_broker_in_creation_asks_docker_only_while_an_agent_does_not_answer() 
     let id = h.create("booting").await;
     let node = objects::container_name(&id, 0);
     assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
-    assert!(
-        h.runtime
-            .container_status(&node)
-            .await
-            .unwrap()
-            .unwrap()
-            .running
-    );
+    assert!(running(&h, &node).await);
     // The engine boots, its agent answers: the polls ask the agent, not Docker.
     let before = h.runtime.calls().len();
     for _ in 0..5 {
@@ -749,14 +750,7 @@ async fn a_broker_in_creation_asks_docker_only_while_an_agent_does_not_answer() 
         .store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
     assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
-    assert!(
-        h.runtime
-            .container_status(&node)
-            .await
-            .unwrap()
-            .unwrap()
-            .running
-    );
+    assert!(running(&h, &node).await);
     agent
         .silent
         .store(false, std::sync::atomic::Ordering::SeqCst);
