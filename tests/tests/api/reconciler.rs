@@ -166,6 +166,15 @@ impl Harness {
         panic!("broker {id} still in transition after 10 steps");
     }
 
+    /// Whether `container` exists and runs.
+    pub(crate) async fn running(&self, container: &str) -> bool {
+        self.runtime
+            .container_status(container)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.running)
+    }
+
     pub(crate) async fn state(&self, id: &BrokerId) -> Option<String> {
         self.ctx
             .store
@@ -201,14 +210,7 @@ async fn a_failure_at_any_step_heals_on_the_next_pass() {
         );
         assert_eq!(h.state(&id).await.as_deref(), Some("RUNNING"));
         let name = objects::container_name(&id, 0);
-        assert!(
-            h.runtime
-                .container_status(&name)
-                .await
-                .unwrap()
-                .unwrap()
-                .running
-        );
+        assert!(h.running(&name).await);
         // Stepping again changes nothing.
         let before = h.runtime.counts();
         assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Stable);
@@ -273,14 +275,7 @@ async fn a_stopped_container_of_a_running_broker_is_started_again() {
     let name = objects::container_name(&id, 0);
     h.runtime.kill(&name);
     h.rec.step(&id).await.unwrap();
-    assert!(
-        h.runtime
-            .container_status(&name)
-            .await
-            .unwrap()
-            .unwrap()
-            .running
-    );
+    assert!(h.running(&name).await);
 }
 
 #[tokio::test]
@@ -716,14 +711,6 @@ async fn a_steady_broker_costs_no_docker_write_per_sweep() {
     );
 }
 
-async fn running(h: &Harness, container: &str) -> bool {
-    h.runtime
-        .container_status(container)
-        .await
-        .unwrap()
-        .is_some_and(|s| s.running)
-}
-
 #[tokio::test]
 async fn a_broker_in_creation_asks_docker_only_while_an_agent_does_not_answer() {
     let agent = Arc::new(ScriptedAgent::default());
@@ -732,7 +719,7 @@ async fn a_broker_in_creation_asks_docker_only_while_an_agent_does_not_answer() 
     let id = h.create("booting").await;
     let node = objects::container_name(&id, 0);
     assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
-    assert!(running(&h, &node).await);
+    assert!(h.running(&node).await);
     // The engine boots, its agent answers: the polls ask the agent, not Docker.
     let before = h.runtime.calls().len();
     for _ in 0..5 {
@@ -750,7 +737,7 @@ async fn a_broker_in_creation_asks_docker_only_while_an_agent_does_not_answer() 
         .store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
     assert_eq!(h.rec.step(&id).await.unwrap(), StepOutcome::Waiting);
-    assert!(running(&h, &node).await);
+    assert!(h.running(&node).await);
     agent
         .silent
         .store(false, std::sync::atomic::Ordering::SeqCst);

@@ -144,11 +144,8 @@ impl Pair {
 
     async fn running(&self, node: u32) -> bool {
         self.h
-            .runtime
-            .container_status(&objects::container_name(&self.id, node))
+            .running(&objects::container_name(&self.id, node))
             .await
-            .unwrap()
-            .is_some_and(|s| s.running)
     }
 
     async fn created(&self, node: u32) -> chrono::DateTime<chrono::Utc> {
